@@ -1,0 +1,46 @@
+"""Building segmenters and refiners from their names.
+
+The ONNX segmenters and the classical refiners are always available; learned
+backends that need PyTorch are imported only when asked for, so the default
+install stays light.
+"""
+
+from __future__ import annotations
+
+from .errors import ModelError
+from .matte import REFINERS, Refiner
+from .models.registry import ModelSpec, get_model
+from .segment import OnnxSegmenter, Segmenter
+
+DEFAULT_REFINER = "guided"
+
+
+def make_segmenter(name_or_spec: str | ModelSpec, device: str = "cpu") -> Segmenter:
+    spec = get_model(name_or_spec) if isinstance(name_or_spec, str) else name_or_spec
+    if spec.kind != "segmenter":
+        raise ModelError(f"model {spec.name!r} is a {spec.kind}, not a segmenter")
+    if spec.backend == "onnx":
+        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device.startswith("cuda") else None
+        return OnnxSegmenter(spec, providers=providers)
+    raise ModelError(f"model {spec.name!r} needs backend {spec.backend!r}, which this install does not provide")
+
+
+def refiner_names() -> list[str]:
+    return sorted(REFINERS) + ["none"]
+
+
+class NoRefiner:
+    """Keeps the segmenter's probability as alpha: the raw output, for comparison."""
+
+    name = "none"
+
+    def refine(self, rgb, trimap, coarse):  # noqa: D102 - protocol in matte.Refiner
+        return coarse
+
+
+def make_refiner(name: str, device: str = "cpu") -> Refiner:
+    if name == "none":
+        return NoRefiner()
+    if name in REFINERS:
+        return REFINERS[name]()
+    raise ModelError(f"unknown refiner {name!r}; available: {', '.join(refiner_names())}")

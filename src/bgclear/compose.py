@@ -1,0 +1,150 @@
+"""Stage 6 — compose: foreground + alpha in, the picture the user asked for out.
+
+Backgrounds (transparent or a solid colour), a soft drop shadow and cropping
+to the subject. Everything is straight (non-premultiplied) sRGB uint8.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .errors import InputError
+
+NAMED_COLORS: dict[str, tuple[int, int, int]] = {
+    "white": (255, 255, 255),
+    "black": (0, 0, 0),
+    "gray": (128, 128, 128),
+    "grey": (128, 128, 128),
+    "red": (255, 0, 0),
+    "green": (0, 128, 0),
+    "blue": (0, 0, 255),
+    "yellow": (255, 255, 0),
+}
+_HEX = re.compile(r"^#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
+
+
+def parse_color(value: str | tuple[int, int, int] | None) -> tuple[int, int, int] | None:
+    """``None`` / ``"transparent"`` -> ``None``; ``"#rrggbb"``, ``"rgb"`` hex or a name -> (r, g, b)."""
+    if value is None:
+        return None
+    if isinstance(value, (tuple, list)):
+        if len(value) == 3 and all(isinstance(c, (int, np.integer)) and 0 <= c <= 255 for c in value):
+            return tuple(int(c) for c in value)  # type: ignore[return-value]
+        raise InputError("invalid_option", f"a colour tuple must be three integers 0..255, got {value!r}")
+    text = str(value).strip().lower()
+    if text in ("", "transparent", "none"):
+        return None
+    if text in NAMED_COLORS:
+        return NAMED_COLORS[text]
+    match = _HEX.match(text)
+    if not match:
+        names = ", ".join(sorted(NAMED_COLORS))
+        raise InputError("invalid_option", f"unknown colour {value!r}: use #rrggbb, 'transparent' or one of {names}")
+    digits = match.group(1)
+    if len(digits) == 3:
+        digits = "".join(c * 2 for c in digits)
+    return int(digits[0:2], 16), int(digits[2:4], 16), int(digits[4:6], 16)
+
+
+@dataclass(frozen=True)
+class Shadow:
+    """A soft drop shadow. Offsets and blur are fractions of the image's long edge."""
+
+    opacity: float = 0.15
+    offset_x: float = 0.01
+    offset_y: float = 0.015
+    blur: float = 0.015
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.opacity <= 1.0:
+            raise InputError("invalid_option", f"shadow opacity must be in 0..1, got {self.opacity}")
+        if not 0.0 <= self.blur <= 0.5 or abs(self.offset_x) > 0.5 or abs(self.offset_y) > 0.5:
+            raise InputError("invalid_option", "shadow offset and blur are fractions of the long edge (at most 0.5)")
+
+
+def shadow_alpha(alpha: np.ndarray, shadow: Shadow) -> np.ndarray:
+    """The shadow's coverage: alpha shifted, blurred and scaled by opacity (float32 (H, W))."""
+    h, w = alpha.shape
+    long_edge = max(h, w)
+    dx, dy = shadow.offset_x * long_edge, shadow.offset_y * long_edge
+    shifted = cv2.warpAffine(alpha, np.float32([[1, 0, dx], [0, 1, dy]]), (w, h), borderValue=0)
+    sigma = shadow.blur * long_edge
+    if sigma > 0.3:
+        # Blur at reduced size: the shadow is low-frequency, and a large-sigma blur at 24 MP is slow.
+        factor = max(1, int(sigma // 4))
+        if factor > 1:
+            small = cv2.resize(shifted, (max(1, w // factor), max(1, h // factor)), interpolation=cv2.INTER_AREA)
+            small = cv2.GaussianBlur(small, (0, 0), sigma / factor)
+            shifted = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+        else:
+            shifted = cv2.GaussianBlur(shifted, (0, 0), sigma)
+    return np.clip(shifted, 0, 1) * shadow.opacity
+
+
+def subject_box(alpha: np.ndarray, threshold: float = 0.05) -> tuple[int, int, int, int] | None:
+    """(left, top, right, bottom) of pixels with alpha above ``threshold``, exclusive right/bottom."""
+    pts = cv2.findNonZero((alpha > threshold).astype(np.uint8))
+    if pts is None:
+        return None
+    x, y, w, h = cv2.boundingRect(pts)
+    return x, y, x + w, y + h
+
+
+def parse_margin(margin: int | str, box: tuple[int, int, int, int]) -> int:
+    """A margin in px (``12``, ``"12px"``) or relative to the subject's long side (``"5%"``)."""
+    text = str(margin).strip().lower()
+    try:
+        if text.endswith("%"):
+            pct = float(text[:-1])
+            if not 0 <= pct <= 100:
+                raise ValueError
+            return int(round(pct / 100 * max(box[2] - box[0], box[3] - box[1])))
+        value = int(text[:-2] if text.endswith("px") else text)
+        if value < 0:
+            raise ValueError
+        return value
+    except ValueError:
+        raise InputError("invalid_option", f"crop margin must be pixels (e.g. 20) or a percentage (e.g. 5%), got {margin!r}") from None
+
+
+def compose(
+    foreground: np.ndarray,
+    alpha: np.ndarray,
+    background: tuple[int, int, int] | None = None,
+    shadow: Shadow | None = None,
+    crop: bool = False,
+    crop_margin: int | str = "2%",
+) -> tuple[np.ndarray, tuple[int, int, int, int] | None]:
+    """Build the output picture.
+
+    ``foreground`` uint8 (H, W, 3), ``alpha`` float32 (H, W) in 0..1.
+    Returns (pixels, box): uint8 (h, w, 4) RGBA when ``background`` is ``None``,
+    else uint8 (h, w, 3) RGB flattened onto it; ``box`` is the crop applied as
+    (left, top, right, bottom) in source pixels, or ``None`` when not cropped.
+    """
+    a = alpha
+    colour = foreground.astype(np.float32)
+    if shadow is not None and shadow.opacity > 0:
+        s = shadow_alpha(alpha, shadow)
+        a = alpha + (1 - alpha) * s
+        # Shadow is black: its colour contribution is 0, so only re-normalise the subject's share.
+        colour = colour * (alpha / np.maximum(a, 1e-6))[..., None]
+    if background is None:
+        pixels = np.dstack([np.clip(colour + 0.5, 0, 255).astype(np.uint8), np.clip(a * 255 + 0.5, 0, 255).astype(np.uint8)])
+    else:
+        bg = np.asarray(background, np.float32)
+        flat = colour * a[..., None] + bg * (1 - a[..., None])
+        pixels = np.clip(flat + 0.5, 0, 255).astype(np.uint8)
+    box = None
+    if crop:
+        found = subject_box(a)
+        if found is not None:
+            m = parse_margin(crop_margin, found)
+            h, w = alpha.shape
+            box = (max(0, found[0] - m), max(0, found[1] - m), min(w, found[2] + m), min(h, found[3] + m))
+            pixels = np.ascontiguousarray(pixels[box[1] : box[3], box[0] : box[2]])
+    return pixels, box

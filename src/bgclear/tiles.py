@@ -1,0 +1,49 @@
+"""Where the work is: tiles that touch the trimap's unknown band.
+
+Matting and foreground estimation only ever run on these tiles, so their cost
+follows the length of the subject's outline, not the photo's pixel count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import cv2
+import numpy as np
+
+
+def band_tiles(mask: np.ndarray, tile: int = 512, pad: int = 0) -> Iterator[tuple[slice, slice, slice, slice]]:
+    """Tiles of ``mask`` (bool (H, W)) that contain at least one True pixel.
+
+    Yields ``(outer_rows, outer_cols, inner_rows, inner_cols)``: the outer window is
+    the tile grown by ``pad`` px of context (clipped to the image); the inner
+    slices locate the tile itself inside that window. Tiles never overlap, so
+    writing each tile's inner part back covers every masked pixel exactly once.
+    """
+    h, w = mask.shape
+    # Reduce each tile to one flag with an area resize instead of a Python loop over pixels.
+    gh, gw = -(-h // tile), -(-w // tile)
+    padded = np.zeros((gh * tile, gw * tile), np.uint8)
+    padded[:h, :w] = mask
+    flags = padded.reshape(gh, tile, gw, tile).max(axis=(1, 3))
+    for gy, gx in zip(*np.nonzero(flags)):
+        y0, x0 = gy * tile, gx * tile
+        y1, x1 = min(y0 + tile, h), min(x0 + tile, w)
+        oy0, ox0 = max(0, y0 - pad), max(0, x0 - pad)
+        oy1, ox1 = min(h, y1 + pad), min(w, x1 + pad)
+        yield (
+            slice(oy0, oy1),
+            slice(ox0, ox1),
+            slice(y0 - oy0, y1 - oy0),
+            slice(x0 - ox0, x1 - ox0),
+        )
+
+
+def bounding_box(mask: np.ndarray, pad: int = 0) -> tuple[slice, slice] | None:
+    """Smallest (rows, cols) slices holding every True pixel, grown by ``pad``; ``None`` if empty."""
+    pts = cv2.findNonZero(mask.astype(np.uint8))
+    if pts is None:
+        return None
+    x, y, w, h = cv2.boundingRect(pts)
+    H, W = mask.shape
+    return slice(max(0, y - pad), min(H, y + h + pad)), slice(max(0, x - pad), min(W, x + w + pad))
