@@ -43,7 +43,7 @@ def estimate_foreground(rgb: np.ndarray, alpha: np.ndarray, tile: int = 512) -> 
     out = rgb.copy()
     if not mixed.any():
         return out
-    wide = max(8, int(round(0.03 * max(h, w))))  # colour context: far enough to reach pure pixels
+    wide = max(16, int(round(0.05 * max(h, w))))  # colour context: far enough to reach pure pixels
     narrow = max(2, int(round(0.002 * max(h, w))))
     for orows, ocols, irows, icols in band_tiles(mixed, tile, pad=wide + narrow):
         image = rgb[orows, ocols].astype(np.float32) * (1.0 / 255.0)

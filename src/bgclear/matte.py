@@ -72,7 +72,7 @@ class GuidedRefiner:
 
     name = "guided"
 
-    def __init__(self, radius_fraction: float = 0.004, eps: float = 1e-3, tile: int = 512) -> None:
+    def __init__(self, radius_fraction: float = 0.008, eps: float = 1e-3, tile: int = 512) -> None:
         self.radius_fraction = radius_fraction
         self.eps = eps
         self.tile = tile

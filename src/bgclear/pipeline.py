@@ -25,6 +25,7 @@ from .encode import encode, normalise_format
 from .foreground import estimate_foreground
 from .models.registry import DEFAULT_SEGMENTER
 from .segment import upsample_probability
+from .settle import settle_unsure
 from .trimap import make_trimap
 
 log = logging.getLogger("bgclear")
@@ -117,11 +118,46 @@ def write_atomic(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def matte_from_probability(
+    rgb: np.ndarray, prob: np.ndarray, refiner, settle: bool = True, timings: dict[str, float] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Everything between the segmenter and the foreground stage.
+
+    ``rgb`` uint8 (H, W, 3); ``prob`` float32 (h, w) at the segmenter's resolution.
+    Returns (alpha, coarse, trimap) at (H, W): the refined alpha, the upsampled
+    (and settled) probability, and the trimap the refiner worked in.
+    """
+    timings = {} if timings is None else timings
+    h, w = rgb.shape[:2]
+    t = time.perf_counter()
+    coarse = upsample_probability(prob, (w, h))
+    if settle:
+        coarse = settle_unsure(rgb, coarse)
+    trimap = make_trimap(coarse)
+    timings["trimap"] = time.perf_counter() - t
+    t = time.perf_counter()
+    alpha = refiner.refine(rgb, trimap, coarse)
+    timings["matte"] = time.perf_counter() - t
+    return alpha, coarse, trimap
+
+
+def _read_umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+# mkstemp creates 0600 files; outputs get the permissions a plain open() would.
+# Read once at import: os.umask is process-wide and not safe to toggle from worker threads.
+_UMASK = _read_umask()
 
 
 def _as_shadow(shadow: bool | compose_stage.Shadow | None) -> compose_stage.Shadow | None:
@@ -136,11 +172,15 @@ class Session:
     """Loaded models, reusable across calls and threads.
 
     ``segmenter``: a registry name (``bgclear models list``); ``refiner``: ``guided``
-    (default), ``closed-form``, ``none``, or a learned refiner when installed.
+    (default), ``closed-form``, ``none``, or a learned refiner when installed;
+    ``settle``: decide the segmenter's unsure regions from colour evidence.
     """
 
-    def __init__(self, segmenter: str = DEFAULT_SEGMENTER, refiner: str = DEFAULT_REFINER, device: str = "cpu") -> None:
+    def __init__(
+        self, segmenter: str = DEFAULT_SEGMENTER, refiner: str = DEFAULT_REFINER, device: str = "cpu", settle: bool = True
+    ) -> None:
         t0 = time.perf_counter()
+        self.settle = settle
         self.segmenter_name = segmenter
         self.refiner_name = refiner
         self.device = device
@@ -152,18 +192,10 @@ class Session:
     def matte(self, rgb: np.ndarray, timings: dict[str, float] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """uint8 (H, W, 3) -> (alpha float32 (H, W), coarse float32 (H, W), trimap uint8 (H, W))."""
         timings = {} if timings is None else timings
-        h, w = rgb.shape[:2]
         t = time.perf_counter()
         prob = self.segmenter.predict(rgb)
         timings["segment"] = time.perf_counter() - t
-        t = time.perf_counter()
-        coarse = upsample_probability(prob, (w, h))
-        trimap = make_trimap(coarse)
-        timings["trimap"] = time.perf_counter() - t
-        t = time.perf_counter()
-        alpha = self.refiner.refine(rgb, trimap, coarse)
-        timings["matte"] = time.perf_counter() - t
-        return alpha, coarse, trimap
+        return matte_from_probability(rgb, prob, self.refiner, self.settle, timings)
 
     def remove(
         self,
@@ -192,7 +224,7 @@ class Session:
         pixels, box = compose_stage.compose(foreground, alpha, bg, shadow_opts, crop, crop_margin)
         timings["compose"] = time.perf_counter() - t
         for message in decoded.warnings:
-            log.warning("%s", message)
+            log.info("%s", message)
         return Cutout(
             alpha=alpha, foreground=foreground, pixels=pixels, coarse=coarse, trimap=trimap,
             crop_box=box, background=bg, warnings=list(decoded.warnings), timings=timings,

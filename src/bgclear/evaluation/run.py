@@ -18,7 +18,8 @@ from PIL import Image
 
 from ..backends import make_refiner, make_segmenter
 from ..segment import upsample_probability
-from ..trimap import UNKNOWN, make_trimap
+from ..pipeline import matte_from_probability
+from ..trimap import UNKNOWN
 from .metrics import all_metrics
 
 DEFAULT_EVAL_DIR_ENV = "BGCLEAR_EVAL_DIR"
@@ -70,6 +71,7 @@ def evaluate(
     given_trimap: bool = False,
     limit: int | None = None,
     progress=None,
+    settle: bool = True,
 ) -> dict:
     """Score each refiner (``none`` = raw segmentation) on every sample.
 
@@ -95,15 +97,21 @@ def evaluate(
             seg_time = 0.0
         else:
             t = time.perf_counter()
-            coarse = upsample_probability(seg.predict(rgb), (w, h))
+            prob = seg.predict(rgb)
             seg_time = time.perf_counter() - t
-            trimap = make_trimap(coarse)
         for name, ref in refs.items():
             t = time.perf_counter()
-            alpha = ref.refine(rgb, trimap, coarse)
+            if given_trimap:
+                alpha = ref.refine(rgb, trimap, coarse)
+            elif name == "none":
+                alpha = upsample_probability(prob, (w, h))  # the raw segmentation output
+            else:
+                alpha, _, _ = matte_from_probability(rgb, prob, ref, settle=settle)
             seconds = time.perf_counter() - t
             metrics = all_metrics(np.clip(alpha, 0, 1), gt, unknown)
             method = f"{'given-trimap' if given_trimap else segmenter}+{name}"
+            if name != "none" and not given_trimap and not settle:
+                method += " (no settle)"
             rows.append({"dataset": sample.dataset, "name": sample.name, "method": method,
                          "seconds_refine": seconds, "seconds_segment": seg_time, **metrics})
         if progress:

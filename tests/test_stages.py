@@ -1,0 +1,130 @@
+"""Each pipeline stage on synthetic images with known alpha."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bgclear.compose import Shadow, compose, parse_color, parse_margin, subject_box
+from bgclear.errors import InputError
+from bgclear.foreground import estimate_foreground
+from bgclear.matte import ClosedFormRefiner, GuidedRefiner, guided_filter
+from bgclear.segment import upsample_probability
+from bgclear.tiles import band_tiles
+from bgclear.trimap import BACKGROUND, FOREGROUND, UNKNOWN, band_radius, make_trimap
+from conftest import composite, soft_disc
+
+
+def test_band_radius_scales_with_image():
+    assert band_radius(6000, 4000) == 6 * band_radius(1000, 600)
+    assert band_radius(10, 10) >= 3
+
+
+def test_trimap_band_around_edge_and_grey_interior_decided():
+    h, w = 400, 400
+    prob = soft_disc(w, h, soft=2)
+    prob[180:220, 180:220] = 0.7  # unsure interior far from the edge
+    tri = make_trimap(prob, radius=8)
+    assert set(np.unique(tri)) == {BACKGROUND, UNKNOWN, FOREGROUND}
+    assert tri[200, 200] == FOREGROUND  # grey interior decided by 0.5, not left unknown
+    assert tri[0, 0] == BACKGROUND
+    edge_x = int(w / 2 + 0.3 * w)
+    assert tri[200, edge_x] == UNKNOWN
+    width = int((tri[200] == UNKNOWN).sum())
+    assert 2 * 2 * 8 - 4 <= width <= 2 * 2 * 8 + 6  # two crossings of a ~2r band
+
+
+def test_tiles_cover_every_masked_pixel_once():
+    rng = np.random.default_rng(0)
+    mask = rng.random((700, 900)) > 0.995
+    seen = np.zeros(mask.shape, np.int32)
+    for orows, ocols, irows, icols in band_tiles(mask, tile=128, pad=10):
+        rows = slice(orows.start + irows.start, orows.start + irows.stop)
+        cols = slice(ocols.start + icols.start, ocols.start + icols.stop)
+        seen[rows, cols] += 1
+    assert seen[mask].min() == 1 and seen.max() == 1
+
+
+def _sad(a, b):
+    return float(np.abs(a - b).sum())
+
+
+@pytest.mark.parametrize("refiner", [GuidedRefiner(), ClosedFormRefiner()])
+def test_refiner_recovers_edge_better_than_blurry_coarse(refiner):
+    h, w = 300, 400
+    gt = soft_disc(w, h, soft=3)
+    img = composite(gt, noise=2)
+    # A coarse mask as a low-resolution segmenter gives it: right place, smeared edge.
+    small = upsample_probability(gt, (w // 8, h // 8))
+    coarse = upsample_probability(small, (w, h))
+    tri = make_trimap(coarse, radius=10)
+    alpha = refiner.refine(img, tri, coarse)
+    assert alpha.shape == gt.shape and alpha.dtype == np.float32
+    assert alpha.min() >= 0 and alpha.max() <= 1
+    assert np.all(alpha[tri == FOREGROUND] == 1) and np.all(alpha[tri == BACKGROUND] == 0)
+    assert _sad(alpha, gt) < 0.6 * _sad(coarse, gt)
+
+
+def test_guided_filter_preserves_constant_and_follows_edges():
+    guide = np.zeros((50, 60, 3), np.float32)
+    guide[:, 30:] = 1.0
+    src = np.full((50, 60), 0.3, np.float32)
+    np.testing.assert_allclose(guided_filter(guide, src, 4, 1e-3), 0.3, atol=1e-4)
+    step = (guide[..., 0] > 0.5).astype(np.float32)
+    blurred = np.clip(step + np.random.default_rng(0).normal(0, 0.05, step.shape), 0, 1).astype(np.float32)
+    out = guided_filter(guide, blurred, 4, 1e-4)
+    assert abs(out[:, 25].mean()) < 0.05 and abs(out[:, 35].mean() - 1) < 0.05
+
+
+def test_foreground_estimation_removes_old_background_colour():
+    h, w = 200, 300
+    ramp = np.clip((np.arange(w, dtype=np.float32) - 120) / 60, 0, 1)  # soft edge 60 px wide
+    alpha = np.tile(ramp, (h, 1))
+    img = composite(alpha, fg=(230, 200, 40), bg=(20, 40, 220))
+    fg = estimate_foreground(img, alpha)
+    band = (alpha > 0.2) & (alpha < 0.8)
+    observed_blue = img[band][:, 2].mean()
+    estimated_blue = fg[band][:, 2].astype(float).mean()
+    assert estimated_blue < 0.5 * observed_blue
+    assert abs(fg[band][:, 0].astype(float).mean() - 230) < 30
+    np.testing.assert_array_equal(fg[alpha >= 1], img[alpha >= 1])
+
+
+def test_parse_color():
+    assert parse_color("#ff8000") == (255, 128, 0)
+    assert parse_color("f80") == (255, 136, 0)
+    assert parse_color("White") == (255, 255, 255)
+    assert parse_color("transparent") is None and parse_color(None) is None
+    for bad in ("#12345", "chartreuse-ish", (1, 2), (0, 0, 300)):
+        with pytest.raises(InputError):
+            parse_color(bad)
+
+
+def test_compose_background_shadow_and_crop():
+    h, w = 200, 300
+    alpha = np.zeros((h, w), np.float32)
+    alpha[50:100, 100:150] = 1
+    fg = np.full((h, w, 3), 200, np.uint8)
+    rgba, box = compose(fg, alpha)
+    assert rgba.shape == (h, w, 4) and box is None
+    flat, _ = compose(fg, alpha, background=(0, 0, 255))
+    assert flat.shape == (h, w, 3) and flat[0, 0].tolist() == [0, 0, 255] and flat[75, 125].tolist() == [200, 200, 200]
+    shadowed, _ = compose(fg, alpha, shadow=Shadow(opacity=0.15))
+    below = shadowed[108, 130]
+    assert 0 < below[3] <= 0.15 * 255 + 1 and below[:3].tolist() == [0, 0, 0]
+    assert shadowed[75, 125, 3] == 255 and shadowed[75, 125, :3].tolist() == [200, 200, 200]
+    cropped, box = compose(fg, alpha, crop=True, crop_margin=10)
+    assert box == (90, 40, 160, 110) and cropped.shape == (70, 70, 4)
+    assert parse_margin("10%", (0, 0, 50, 100)) == 10
+    with pytest.raises(InputError):
+        Shadow(opacity=2)
+    assert subject_box(np.zeros((5, 5), np.float32)) is None
+
+
+@settings(max_examples=20, deadline=None)
+@given(w=st.integers(2, 120), h=st.integers(2, 120), tw=st.integers(1, 300), th=st.integers(1, 300))
+def test_upsample_probability_geometry(w, h, tw, th):
+    prob = np.random.default_rng(w * h).random((h, w)).astype(np.float32)
+    out = upsample_probability(prob, (tw, th))
+    assert out.shape == (th, tw) and out.dtype == np.float32
+    assert out.min() >= 0 and out.max() <= 1
