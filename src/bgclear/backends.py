@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .errors import ModelError
 from .matte import REFINERS, Refiner
-from .models.registry import ModelSpec, get_model
+from .models.registry import ModelSpec, all_models, get_model
 from .segment import OnnxSegmenter, Segmenter
 
 DEFAULT_REFINER = "guided"
@@ -22,11 +22,19 @@ def make_segmenter(name_or_spec: str | ModelSpec, device: str = "cpu") -> Segmen
     if spec.backend == "onnx":
         providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device.startswith("cuda") else None
         return OnnxSegmenter(spec, providers=providers)
+    if spec.backend == "inspyrenet":
+        from .torch_backends.segmenter import InSPyReNetSegmenter  # imports torch only now
+
+        return InSPyReNetSegmenter(spec, device=device)
     raise ModelError(f"model {spec.name!r} needs backend {spec.backend!r}, which this install does not provide")
 
 
 def refiner_names() -> list[str]:
-    return sorted(REFINERS) + ["none"]
+    try:
+        learned = [n for n, s in all_models().items() if s.kind == "refiner"]
+    except ModelError:  # a damaged local registry must not break listing the built-in ones
+        learned = []
+    return sorted(REFINERS) + ["none"] + sorted(learned)
 
 
 class NoRefiner:
@@ -43,4 +51,9 @@ def make_refiner(name: str, device: str = "cpu") -> Refiner:
         return NoRefiner()
     if name in REFINERS:
         return REFINERS[name]()
+    spec = all_models().get(name)
+    if spec is not None and spec.backend == "vitmatte":
+        from .torch_backends.vitmatte import refiner_from_spec  # imports torch only now
+
+        return refiner_from_spec(spec, device=device)
     raise ModelError(f"unknown refiner {name!r}; available: {', '.join(refiner_names())}")

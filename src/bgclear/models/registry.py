@@ -156,6 +156,47 @@ BUILTIN_MODELS: dict[str, ModelSpec] = {
 
 DEFAULT_SEGMENTER = "isnet"
 
+# Learned PyTorch models whose weights no package registry carries: the user
+# supplies them ("bgclear models add NAME PATH", or the file dropped into the
+# cache folder under ``filename``). A local registration of the same name takes
+# over the entry; sha256 is empty until then (there is no published hash to pin).
+TORCH_MODELS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in [
+        ModelSpec(
+            name="inspyrenet", kind="segmenter", filename="ckpt_base.pth", sha256="", size_bytes=0, source=None,
+            input_size=(1024, 1024), mean=IMAGENET_MEAN, std=IMAGENET_STD, scale=255.0, output_name=None,
+            output_norm="minmax", licence="MIT (InSPyReNet, plemeri); weights supplied by the user",
+            description="InSPyReNet Swin-B, 1024x1024 ('base'; transparent-background ckpt_base.pth). Needs bgclear[torch].",
+            backend="inspyrenet", extra={"mode": "base", "base_size": 1024, "user_supplied": True},
+        ),
+        ModelSpec(
+            name="inspyrenet-fast", kind="segmenter", filename="ckpt_fast.pth", sha256="", size_bytes=0, source=None,
+            input_size=(384, 384), mean=IMAGENET_MEAN, std=IMAGENET_STD, scale=255.0, output_name=None,
+            output_norm="minmax", licence="MIT (InSPyReNet, plemeri); weights supplied by the user",
+            description="InSPyReNet Swin-B, 384x384 ('fast'; transparent-background ckpt_fast.pth). Needs bgclear[torch].",
+            backend="inspyrenet", extra={"mode": "fast", "base_size": 384, "user_supplied": True},
+        ),
+        ModelSpec(
+            name="inspyrenet-hr", kind="segmenter", filename="ckpt_base.pth", sha256="", size_bytes=0, source=None,
+            input_size=None, mean=IMAGENET_MEAN, std=IMAGENET_STD, scale=255.0, output_name=None,
+            output_norm="minmax", licence="MIT (InSPyReNet, plemeri); weights supplied by the user",
+            description="InSPyReNet with high-resolution pyramid blending (1024 pass + 2048 pass) for large "
+                        "photos; uses the 'inspyrenet' weights. Needs bgclear[torch].",
+            backend="inspyrenet",
+            extra={"mode": "pyramid", "base_size": 1024, "hr_side": 2048, "user_supplied": True},
+        ),
+        ModelSpec(
+            name="vitmatte", kind="refiner", filename="vitmatte/model.safetensors", sha256="", size_bytes=0, source=None,
+            input_size=None, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), scale=255.0, output_name=None,
+            output_norm="none", licence="MIT (ViTMatte, hustvl); weights supplied by the user",
+            description="ViTMatte refinement of the trimap's unknown band at native resolution, in 1024 px windows "
+                        "(a transformers checkpoint folder, e.g. vitmatte-small-composition-1k). Needs bgclear[torch].",
+            backend="vitmatte", extra={"window": 1024, "overlap": 128, "user_supplied": True},
+        ),
+    ]
+}
+
 
 def cache_dir() -> Path:
     """Folder holding model files: ``$BGCLEAR_HOME/models``, else the user's cache folder."""
@@ -198,7 +239,7 @@ def save_user_model(spec: ModelSpec) -> None:
 
 
 def all_models() -> dict[str, ModelSpec]:
-    return {**BUILTIN_MODELS, **user_models()}
+    return {**BUILTIN_MODELS, **TORCH_MODELS, **user_models()}
 
 
 def get_model(name: str) -> ModelSpec:

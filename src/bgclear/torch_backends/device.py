@@ -1,0 +1,79 @@
+"""Choosing where the PyTorch backends run.
+
+``auto`` picks CUDA when torch sees a usable GPU, else the CPU. Asking for
+``cuda`` (or ``cuda:N``) when no usable GPU is there is an error, never a
+silent fall-back: the user asked for speed they would not get.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+from ..errors import ModelError
+
+log = logging.getLogger("bgclear")
+
+TORCH_HINT = "install the PyTorch extra: pip install 'bgclear[torch]'"
+
+
+def import_torch():
+    """``torch``, or :class:`ModelError` saying how to install it."""
+    try:
+        import torch
+    except ImportError as exc:
+        raise ModelError(f"this backend needs PyTorch, which is not importable ({exc}); {TORCH_HINT}") from None
+    return torch
+
+
+def cuda_problem() -> str | None:
+    """Why CUDA cannot be used (a sentence), or None when it can."""
+    torch = import_torch()
+    if torch.version.cuda is None:
+        return f"this PyTorch build ({torch.__version__}) has no CUDA support"
+    try:
+        if not torch.cuda.is_available():
+            return f"PyTorch {torch.__version__} (CUDA {torch.version.cuda}) finds no usable GPU or driver"
+    except Exception as exc:  # driver errors surface here
+        return f"CUDA initialisation failed: {exc}"
+    return None
+
+
+def resolve_device(device: str | None = "auto"):
+    """``"auto"``/``None``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` -> ``torch.device``.
+
+    Raises :class:`ModelError` for a GPU that cannot be used or an unknown name.
+    """
+    torch = import_torch()
+    name = (device or "auto").strip().lower()
+    if name == "auto":
+        chosen = torch.device("cuda" if cuda_problem() is None else "cpu")
+    elif name == "cpu":
+        chosen = torch.device("cpu")
+    elif name == "gpu" or name.startswith("cuda"):
+        problem = cuda_problem()
+        if problem:
+            raise ModelError(f"device {device!r} was requested but {problem}; use --device cpu or --device auto")
+        chosen = torch.device("cuda" if name == "gpu" else name)
+        if chosen.index is not None and chosen.index >= torch.cuda.device_count():
+            raise ModelError(f"device {device!r} was requested but only {torch.cuda.device_count()} CUDA device(s) exist")
+    else:
+        raise ModelError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")
+    return chosen
+
+
+def describe(device) -> str:
+    """Human-readable name of a torch device, e.g. 'cuda:0 (NVIDIA H100 80GB HBM3)'."""
+    torch = import_torch()
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def autocast(device, half: bool):
+    """fp16 autocast on CUDA when ``half``; a no-op context otherwise (CPU stays fp32)."""
+    torch = import_torch()
+    if half and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.float16)
+    return contextlib.nullcontext()
