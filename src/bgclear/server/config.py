@@ -1,0 +1,56 @@
+"""Server settings: one frozen object built from the command line, shared by every request."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from ..backends import DEFAULT_REFINER
+from ..decode import DEFAULT_MAX_PIXELS
+from ..models.registry import DEFAULT_SEGMENTER
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+#: 10 MB per upload, decimal so that the number in the error message is the real limit.
+DEFAULT_MAX_BYTES = 10_000_000
+DEFAULT_QUEUE_SIZE = 8
+#: Form fields (options, boundaries, part headers) on top of the file itself.
+FORM_OVERHEAD_BYTES = 64 * 1024
+#: Output formats of the API; ``json`` wraps a PNG (or the asked image format) in base64.
+API_FORMATS = ("png", "jpg", "webp", "json")
+#: Input container formats the server accepts, detected from the bytes.
+ACCEPTED_INPUT_FORMATS = ("JPEG", "PNG", "WEBP")
+
+
+def default_concurrency() -> int:
+    """Cutouts at once: one per two cores, because one cutout already uses two threads well
+    and a 12 MP cutout needs about 2 GB of memory at its peak."""
+    return max(1, min(4, (os.cpu_count() or 2) // 2))
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Everything the server needs to know at start-up."""
+
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    segmenter: str = DEFAULT_SEGMENTER
+    refiner: str = DEFAULT_REFINER
+    max_concurrency: int = 0  # 0: default_concurrency()
+    queue_size: int = DEFAULT_QUEUE_SIZE
+    max_bytes: int = DEFAULT_MAX_BYTES
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        if self.max_concurrency <= 0:
+            object.__setattr__(self, "max_concurrency", default_concurrency())
+        if self.queue_size < 0:
+            raise ValueError("queue_size must be 0 or more")
+        if self.max_bytes <= 0 or self.max_pixels <= 0:
+            raise ValueError("max_bytes and max_pixels must be positive")
+
+    @property
+    def max_body_bytes(self) -> int:
+        """Largest request body read: the file plus room for the form around it."""
+        return self.max_bytes + FORM_OVERHEAD_BYTES

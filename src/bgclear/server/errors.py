@@ -1,0 +1,90 @@
+"""Every refusal as ``{"error": {"code": ..., "message": ...}}`` with a fitting status.
+
+Engine refusals (:class:`~bgclear.errors.InputError`) keep their code and the
+status from :data:`~bgclear.errors.INPUT_ERROR_CODES`; the server adds its own
+codes for what only a server can refuse (busy, loading, a malformed request).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..errors import INPUT_ERROR_CODES, InputError, ModelError
+
+log = logging.getLogger("bgclear.server")
+
+#: Codes only the server uses -> HTTP status.
+SERVER_ERROR_CODES: dict[str, int] = {
+    "missing_file": 400,
+    "bad_request": 400,
+    "not_found": 404,
+    "method_not_allowed": 405,
+    "busy": 503,
+    "loading": 503,
+    "model_unavailable": 503,
+    "internal": 500,
+}
+
+
+class APIError(Exception):
+    """A refusal the server decides; rendered by :func:`install_error_handlers`."""
+
+    def __init__(self, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = SERVER_ERROR_CODES.get(code) or INPUT_ERROR_CODES[code]
+        self.headers = headers or {}
+
+
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("query", "body"))
+        parts.append(f"{where}: {err.get('msg', 'invalid value')}" if where else err.get("msg", "invalid value"))
+    return "; ".join(parts) or "invalid request"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers that turn exceptions into the JSON error body."""
+
+    @app.exception_handler(APIError)
+    async def _api_error(_: Request, exc: APIError) -> JSONResponse:
+        log.info("refused: %s (%d)", exc.code, exc.status)
+        return error_response(exc.status, exc.code, exc.message, exc.headers)
+
+    @app.exception_handler(InputError)
+    async def _input_error(_: Request, exc: InputError) -> JSONResponse:
+        log.info("refused: %s (%d)", exc.code, INPUT_ERROR_CODES[exc.code])
+        return error_response(INPUT_ERROR_CODES[exc.code], exc.code, exc.message)
+
+    @app.exception_handler(ModelError)
+    async def _model_error(_: Request, exc: ModelError) -> JSONResponse:
+        log.error("model error: %s", exc)
+        return error_response(503, "model_unavailable", f"the model cannot run: {exc}")
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(422, "invalid_option", _validation_message(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
+        message = {404: "no such page or endpoint; the API is POST /v1/remove, its documentation is at /docs",
+                   405: "this method is not allowed here; the API is POST /v1/remove"}.get(exc.status_code, str(exc.detail))
+        return error_response(exc.status_code, code, message, getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        # The traceback names no upload (it has no name here) and holds no pixels.
+        log.exception("unexpected error: %s", exc.__class__.__name__)
+        return error_response(500, "internal", "the server failed on this image; please report it with the steps to repeat it")

@@ -1,0 +1,103 @@
+"""OpenAPI text for ``POST /v1/remove`` that FastAPI cannot infer.
+
+The handler parses its body itself (to keep uploads in memory, see
+:mod:`.upload`), so the request body and the option parameters are described
+here, generated from :class:`~.schemas.RemoveOptions` so they cannot drift.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .schemas import ErrorResponse, RemoveOptions, RemoveResult
+
+
+def _option_schemas() -> dict[str, dict[str, Any]]:
+    schema = RemoveOptions.model_json_schema()
+    return schema["properties"]
+
+
+def _query_parameters() -> list[dict[str, Any]]:
+    params = []
+    for name, prop in _option_schemas().items():
+        prop = dict(prop)
+        description = prop.pop("description", "")
+        examples = prop.pop("examples", None)
+        param: dict[str, Any] = {"name": name, "in": "query", "required": False, "schema": prop, "description": description}
+        if examples:
+            param["example"] = examples[0]
+        params.append(param)
+    return params
+
+
+def _error_example(code: str, message: str) -> dict[str, Any]:
+    return {"summary": code, "value": {"error": {"code": code, "message": message}}}
+
+
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+
+REMOVE_OPENAPI: dict[str, Any] = {
+    "parameters": _query_parameters(),
+    "requestBody": {
+        "required": True,
+        "description": "The image (JPEG, PNG or WebP; at most the server's max_bytes) as a form field or as the raw body.",
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["image_file"],
+                    "properties": {
+                        "image_file": {"type": "string", "format": "binary", "description": "The image. 'file' is accepted too."},
+                        **_option_schemas(),
+                    },
+                },
+            },
+            "image/jpeg": _BINARY,
+            "image/png": _BINARY,
+            "image/webp": _BINARY,
+            "application/octet-stream": _BINARY,
+        },
+    },
+}
+
+def _errors(description: str, *examples: tuple[str, str]) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {
+            "schema": {"$ref": "#/components/schemas/ErrorResponse"},
+            "examples": {code: _error_example(code, msg) for code, msg in examples},
+        }},
+    }
+
+
+REMOVE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The cutout. Headers: X-Width, X-Height (returned image), X-Source-Width, X-Source-Height, "
+        "X-Foreground-Left/Top/Width/Height (subject box in source pixels), X-Warnings (JSON list), Server-Timing.",
+        "content": {
+            "image/png": _BINARY, "image/jpeg": _BINARY, "image/webp": _BINARY,
+            "application/json": {"schema": {"$ref": "#/components/schemas/RemoveResult"},
+                                 "example": RemoveResult.model_config["json_schema_extra"]["examples"][0]},  # type: ignore[index]
+        },
+    },
+    400: _errors("Malformed request", ("missing_file", "the form has no image: send it in the field 'image_file' (or 'file')")),
+    413: _errors("Too large", ("too_large", "the upload is 23.4 MB; the limit is 10 MB per image. Send a smaller file, for example the photo saved as JPEG."),
+                 ("too_many_pixels", "the image is 12000x9000 (108.0 MP); the limit is 40 MP. Resize it before uploading.")),
+    415: _errors("Not an accepted image format", ("unsupported_format", "the file is not an image this server reads; it accepts JPEG, PNG or WebP")),
+    422: _errors("Unusable image or option", ("empty", "the upload is empty (0 bytes); choose an image file"),
+                 ("unreadable", "the PNG file is damaged or truncated and cannot be decoded (image file is truncated)"),
+                 ("invalid_option", "bg_color: unknown colour 'blurple': use #rrggbb, 'transparent' or one of black, blue, ...")),
+    503: _errors("Busy or still loading; see Retry-After", ("busy", "the server is busy (1 images in progress, 8 waiting); try again in 12 s"),
+                 ("loading", "the model is still loading; try again in a few seconds")),
+}
+
+
+
+def add_components(schema: dict[str, Any]) -> dict[str, Any]:
+    """Put the models that ``$ref`` above points at into the schema's components."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for model in (ErrorResponse, RemoveResult):
+        body = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(body.pop("$defs", {}))
+        components[model.__name__] = body
+    return schema

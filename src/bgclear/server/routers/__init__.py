@@ -1,0 +1,1 @@
+"""The server's routers: health, the removal API and the web page."""

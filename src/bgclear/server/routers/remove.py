@@ -1,0 +1,162 @@
+"""``POST /v1/remove``: an image in, the cutout out (remove.bg-style options)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from PIL import Image
+
+from ... import Cutout, InputError, Session
+from ...decode import sniff_format
+from ...encode import MIME_TYPES, encode
+from ..config import ACCEPTED_INPUT_FORMATS, ServerSettings
+from ..errors import APIError
+from ..openapi import REMOVE_OPENAPI, REMOVE_RESPONSES
+from ..schemas import RemoveOptions, RemoveResult, parse_options
+from ..state import AppState, StateDep, get_session
+from ..upload import discard_body, read_upload
+
+log = logging.getLogger("bgclear.server")
+router = APIRouter(tags=["remove"])
+PREVIEW_EDGE = 1000
+
+
+@dataclass
+class Rendered:
+    """What a worker thread hands back: the encoded file and what the headers report."""
+
+    data: bytes
+    width: int
+    height: int
+    cutout: Cutout
+
+
+def _output_pixels(cutout: Cutout, mask: bool) -> np.ndarray:
+    if not mask:
+        return cutout.pixels
+    alpha = cutout.alpha8
+    if cutout.crop_box:
+        left, top, right, bottom = cutout.crop_box
+        alpha = alpha[top:bottom, left:right]
+    return alpha
+
+
+def _render(session: Session, data: bytes, opts: RemoveOptions, settings: ServerSettings) -> Rendered:
+    """Runs on a worker thread: the engine does all the work, this only picks its options."""
+    fmt = opts.image_format
+    mask = opts.channels == "alpha"
+    # JPEG has no alpha: flatten through the engine's compose (which keeps the shadow)
+    # rather than letting the encoder flatten onto white afterwards.
+    background = opts.bg_color or ("white" if fmt == "jpg" and not mask else None)
+    cutout = session.remove(
+        data, background=background, shadow=True if opts.shadow else None,
+        crop=opts.crop, crop_margin=opts.crop_margin, max_pixels=settings.max_pixels,
+    )
+    if opts.size != "preview":
+        encoded = cutout.encode(fmt, quality=opts.quality, mask=mask)
+        height, width = _output_pixels(cutout, mask).shape[:2]
+        return Rendered(encoded, width, height, cutout)
+    started = time.perf_counter()
+    image = Image.fromarray(_output_pixels(cutout, mask))
+    # Pillow resizes RGBA premultiplied, so edges do not pick up the hidden colours.
+    image.thumbnail((PREVIEW_EDGE, PREVIEW_EDGE), Image.Resampling.LANCZOS)
+    encoded = encode(np.asarray(image), fmt, quality=opts.quality)
+    cutout.timings["encode"] = time.perf_counter() - started
+    return Rendered(encoded, image.width, image.height, cutout)
+
+
+def _wants_json(request: Request, opts: RemoveOptions) -> bool:
+    if opts.format == "json":
+        return True
+    accept = request.headers.get("accept", "").lower()
+    return "application/json" in accept and "image/" not in accept
+
+
+def _ascii_header(value: object) -> str:
+    return json.dumps(value, ensure_ascii=True)
+
+
+def _check_input(data: bytes) -> str:
+    """The upload's format from its bytes, or a refusal a person can act on."""
+    if not data:
+        raise InputError("empty", "the upload is empty (0 bytes); choose an image file")
+    fmt = sniff_format(data[:16])
+    if fmt in ACCEPTED_INPUT_FORMATS:
+        return fmt
+    accepted = "JPEG, PNG or WebP"
+    if fmt is not None:
+        raise InputError("unsupported_format", f"the file is a {fmt} image; this server accepts {accepted}. Convert it and try again.")
+    if data[4:8] == b"ftyp":
+        raise InputError("unsupported_format", f"the file looks like a HEIC/AVIF photo; this server accepts {accepted}. Export it as JPEG and try again.")
+    raise InputError("unsupported_format", f"the file is not an image this server reads; it accepts {accepted}")
+
+
+@router.post(
+    "/v1/remove",
+    summary="Remove the background of one image",
+    response_class=Response,
+    responses=REMOVE_RESPONSES,
+    openapi_extra=REMOVE_OPENAPI,
+)
+async def remove_background(request: Request, state: StateDep) -> Response:
+    """Send the image as multipart form field ``image_file`` (or ``file``), or as the raw
+    request body. Options go in the query string or as form fields. Returns a transparent
+    PNG at the source's full resolution unless the options say otherwise."""
+    received = time.perf_counter()
+    limiter = state.limiter
+    if limiter.full:
+        # Read and drop the body first, so the client hears the 503 rather than a reset.
+        closing = await discard_body(request)
+        error = limiter.busy_error()
+        error.headers.update(closing)
+        log.warning("refused: busy (%d running, %d waiting)", limiter.running, limiter.waiting)
+        raise error
+    async with limiter.admission():
+        return await _handle(request, state, received)
+
+
+async def _handle(request: Request, state: AppState, received: float) -> Response:
+    settings = state.settings
+    upload = await read_upload(request, settings.max_bytes, settings.max_body_bytes)
+    opts, notes = parse_options(dict(request.query_params), upload.fields)
+    session = get_session(state)
+    in_format = _check_input(upload.data)
+    queued = time.perf_counter()
+    rendered = await state.limiter.run(lambda: _render(session, upload.data, opts, settings))
+    cutout = rendered.cutout
+    timings = {"queue": round(queued - received, 4), **{k: round(v, 4) for k, v in cutout.timings.items()}}
+    timings["total"] = round(time.perf_counter() - received, 4)
+    warnings = notes + list(cutout.warnings)
+    src_w, src_h = cutout.size
+    log.info("cutout: %d bytes %s %dx%d -> %s %dx%d %d bytes in %.2fs",
+             len(upload.data), in_format, src_w, src_h, opts.image_format, rendered.width, rendered.height,
+             len(rendered.data), timings["total"])
+    bbox = cutout.foreground_bbox
+    headers = {
+        "X-Width": str(rendered.width), "X-Height": str(rendered.height),
+        "X-Source-Width": str(src_w), "X-Source-Height": str(src_h),
+        "X-Warnings": _ascii_header(warnings),
+        "Server-Timing": ", ".join(f"{k};dur={v * 1000:.1f}" for k, v in timings.items()),
+        "Cache-Control": "no-store",
+    }
+    if bbox is not None:
+        left, top, right, bottom = bbox
+        headers.update({"X-Foreground-Left": str(left), "X-Foreground-Top": str(top),
+                        "X-Foreground-Width": str(right - left), "X-Foreground-Height": str(bottom - top)})
+    if _wants_json(request, opts):
+        body = RemoveResult(
+            image=base64.b64encode(rendered.data).decode("ascii"), format=opts.image_format,  # type: ignore[arg-type]
+            width=rendered.width, height=rendered.height, source_width=src_w, source_height=src_h,
+            foreground_bbox=list(bbox) if bbox else None,
+            crop_box=list(cutout.crop_box) if cutout.crop_box else None,
+            timings=timings, warnings=warnings,
+        )
+        return JSONResponse(body.model_dump(), headers=headers)
+    return Response(rendered.data, media_type=MIME_TYPES[opts.image_format], headers=headers)

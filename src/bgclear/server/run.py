@@ -1,0 +1,85 @@
+"""Starting the server: :func:`run_server` and the ``serve`` click command."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import click
+
+from ..backends import refiner_names
+from ..decode import DEFAULT_MAX_PIXELS
+from ..errors import ModelError
+from ..models.registry import get_model
+from ..models.store import model_path
+from .config import DEFAULT_HOST, DEFAULT_MAX_BYTES, DEFAULT_PORT, DEFAULT_QUEUE_SIZE, ServerSettings
+
+log = logging.getLogger("bgclear.server")
+
+
+def _check_models(segmenter: str, refiner: str) -> None:
+    """Fail before binding the port when the model is missing, with the command that fetches it."""
+    model_path(get_model(segmenter), verify=False)
+    if refiner not in refiner_names():
+        raise ModelError(f"unknown refiner {refiner!r}; available: {', '.join(refiner_names())}")
+
+
+def run_server(
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    segmenter: str | None = None,
+    refiner: str | None = None,
+    max_concurrency: int = 0,
+    queue_size: int = DEFAULT_QUEUE_SIZE,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    log_level: str = "info",
+) -> None:
+    """Serve until interrupted. ``max_concurrency=0`` picks one cutout per two cores.
+
+    Raises :class:`~bgclear.errors.ModelError` when the model is not installed.
+    """
+    import uvicorn
+
+    from .app import create_app
+
+    defaults = ServerSettings()
+    settings = ServerSettings(
+        host=host, port=port, segmenter=segmenter or defaults.segmenter, refiner=refiner or defaults.refiner,
+        max_concurrency=max_concurrency, queue_size=queue_size, max_bytes=max_bytes, max_pixels=max_pixels,
+        log_level=log_level,
+    )
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The CLI may have configured logging quieter; a server's own level wins.
+    logging.getLogger().setLevel(log_level.upper())
+    _check_models(settings.segmenter, settings.refiner)
+    # Concurrent cutouts share the cores instead of each spawning a thread per core.
+    os.environ.setdefault("BGCLEAR_THREADS", str(max(1, (os.cpu_count() or 2) // settings.max_concurrency)))
+    log.info("bgclear server on http://%s:%d/ (API docs: /docs); %d at once, %d queued, %.0f MB and %.0f MP per image; "
+             "uploads are processed in memory and never stored",
+             host, port, settings.max_concurrency, settings.queue_size, max_bytes / 1e6, max_pixels / 1e6)
+    config = uvicorn.Config(
+        create_app(settings), host=host, port=port, log_level=log_level, log_config=None,
+        access_log=False, timeout_graceful_shutdown=10,
+    )
+    uvicorn.Server(config).run()
+
+
+@click.command("serve")
+@click.option("--host", default=DEFAULT_HOST, show_default=True, help="Address to listen on (0.0.0.0 for every interface).")
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--segmenter", default=None, help="Segmentation model (default: isnet). See 'bgclear models list'.")
+@click.option("--refiner", default=None, help="Alpha refiner: guided (default), closed-form, none.")
+@click.option("--max-concurrency", default=0, type=click.IntRange(0, 64), help="Cutouts at once (0: one per two cores).")
+@click.option("--queue-size", default=DEFAULT_QUEUE_SIZE, show_default=True, type=click.IntRange(0, 1000),
+              help="Requests waiting beyond those running; more get 503 with Retry-After.")
+@click.option("--max-bytes", default=DEFAULT_MAX_BYTES, show_default=True, type=click.IntRange(1), help="Largest upload in bytes.")
+@click.option("--max-pixels", default=DEFAULT_MAX_PIXELS, show_default=True, type=click.IntRange(1), help="Largest width x height.")
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["critical", "error", "warning", "info", "debug"], case_sensitive=False))
+def serve_command(**options) -> None:  # type: ignore[no-untyped-def]
+    """Serve the web page and the HTTP API (POST /v1/remove). Uploads stay in memory."""
+    try:
+        run_server(**options)
+    except ModelError as exc:
+        raise click.ClickException(str(exc)) from None

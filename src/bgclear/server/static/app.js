@@ -1,0 +1,348 @@
+// The bgclear web page: uploads each file to POST /v1/remove (one at a time,
+// as the server works through a queue anyway), shows the cutout and offers
+// downloads. Plain JS, no build step, nothing loaded from other sites.
+import { makeZip } from "./zip.js";
+
+const PRESETS = [
+  { id: "transparent", label: "Transparent (checkerboard)", color: null },
+  { id: "white", label: "White", color: "#ffffff" },
+  { id: "black", label: "Black", color: "#000000" },
+  { id: "red", label: "Red", color: "#d32f2f" },
+  { id: "blue", label: "Blue", color: "#1976d2" },
+  { id: "green", label: "Green", color: "#2e7d32" },
+  { id: "yellow", label: "Yellow", color: "#fbc02d" },
+];
+const MAX_PARALLEL = 1;
+const MAX_RETRIES = 30;
+
+const $ = (sel, root = document) => root.querySelector(sel);
+const items = [];
+const waiting = [];
+let running = 0;
+let nextId = 1;
+let limits = { max_bytes: 10_000_000, max_pixels: 40_000_000 };
+
+class ApiError extends Error {
+  constructor(status, code, message, retryAfter = 0) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.retryAfter = retryAfter;
+  }
+}
+
+const mb = (bytes) => (bytes < 100_000
+  ? `${Math.max(1, Math.round(bytes / 1000))} kB`
+  : `${(bytes / 1e6).toFixed(1).replace(/\.0$/, "")} MB`);
+const stem = (name) => (name.replace(/\.[^.]+$/, "") || "image").replace(/[\\/:*?"<>|]+/g, "_");
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// ---- server status -------------------------------------------------------
+
+async function watchServer() {
+  const status = $("#server-status");
+  for (;;) {
+    try {
+      const res = await fetch("/healthz", { cache: "no-store" });
+      const body = await res.json();
+      limits = body;
+      $("#limits").textContent =
+        `JPEG, PNG or WebP, up to ${mb(body.max_bytes)} and ${Math.round(body.max_pixels / 1e6)} megapixels per image.`;
+      if (body.status === "ready") {
+        status.textContent = "Ready.";
+        status.classList.remove("bad");
+        return;
+      }
+      status.textContent = body.status === "failed"
+        ? `The server cannot process images: ${body.detail}`
+        : "The model is loading; you can add images already.";
+      status.classList.toggle("bad", body.status === "failed");
+      if (body.status === "failed") return;
+    } catch {
+      status.textContent = "The server cannot be reached.";
+      status.classList.add("bad");
+    }
+    await sleep(1000);
+  }
+}
+
+// ---- talking to the API ----------------------------------------------------
+
+function post(item, params, onUploadProgress) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    item.xhr = xhr;
+    xhr.open("POST", "/v1/remove?" + new URLSearchParams(params));
+    xhr.responseType = "blob";
+    xhr.upload.onprogress = (e) => e.lengthComputable && onUploadProgress(e.loaded / e.total);
+    xhr.upload.onload = () => onUploadProgress(1);
+    xhr.onload = async () => {
+      if (xhr.status === 200) {
+        resolve({ blob: xhr.response, header: (h) => xhr.getResponseHeader(h) });
+        return;
+      }
+      const retryAfter = Number(xhr.getResponseHeader("Retry-After") || 0);
+      try {
+        const { error } = JSON.parse(await xhr.response.text());
+        reject(new ApiError(xhr.status, error.code, error.message, retryAfter));
+      } catch {
+        reject(new ApiError(xhr.status, "http", `the server answered with status ${xhr.status}`, retryAfter));
+      }
+    };
+    xhr.onerror = () => reject(new ApiError(0, "network", "the server could not be reached; check that it is running and try again"));
+    xhr.onabort = () => reject(new ApiError(0, "aborted", "cancelled"));
+    const form = new FormData();
+    form.append("image_file", item.file);
+    xhr.send(form);
+  });
+}
+
+/** POST with retries while the server says it is busy or loading (503 + Retry-After). */
+async function postWithRetry(item, params, onUploadProgress) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await post(item, params, onUploadProgress);
+    } catch (err) {
+      if (err.status !== 503 || attempt >= MAX_RETRIES || item.removed) throw err;
+      const wait = Math.max(1, err.retryAfter || 2);
+      setState(item, err.code === "loading" ? `Model loading; retrying in ${wait} s…` : `Server busy; retrying in ${wait} s…`);
+      await sleep(wait * 1000);
+    }
+  }
+}
+
+// ---- items -----------------------------------------------------------------
+
+function setState(item, text, progress) {
+  $(".state", item.el).textContent = text;
+  const bar = $("progress", item.el);
+  if (progress === undefined) bar.removeAttribute("value");
+  else bar.value = Math.round(progress * 100);
+}
+
+function showError(item, message) {
+  item.el.classList.add("failed");
+  item.el.classList.add("done");
+  const box = $(".error", item.el);
+  box.textContent = `Could not remove the background: ${message}`;
+  box.hidden = false;
+  setState(item, "Failed");
+}
+
+function showWarnings(item, header) {
+  let warnings = [];
+  try { warnings = JSON.parse(header || "[]"); } catch { /* a missing header is no warning */ }
+  const list = $(".warnings", item.el);
+  list.replaceChildren(...warnings.map((w) => Object.assign(document.createElement("li"), { textContent: w })));
+  list.hidden = warnings.length === 0;
+}
+
+function currentPng(item) {
+  return item.shadowOn && item.shadowPng ? item.shadowPng : item.png;
+}
+
+function refreshPreview(item) {
+  const png = currentPng(item);
+  $(".cutout", item.el).src = png.url;
+  const link = $(".download-png", item.el);
+  link.href = png.url;
+  link.download = `${stem(item.file.name)}-cutout${png === item.shadowPng ? "-shadow" : ""}.png`;
+}
+
+function setBackground(item, color) {
+  item.bg = color;
+  const stage = $(".stage", item.el);
+  stage.classList.toggle("bg-transparent", color === null);
+  stage.style.backgroundColor = color || "";
+}
+
+function buildSwatches(item) {
+  const box = $(".swatches", item.el);
+  const group = `bg-${item.id}`;
+  for (const preset of PRESETS) {
+    const label = document.createElement("label");
+    label.className = "swatch";
+    label.title = preset.label;
+    label.innerHTML = `<input type="radio" name="${group}" value="${preset.id}"><span></span>`;
+    const input = $("input", label);
+    input.setAttribute("aria-label", preset.label);
+    input.checked = preset.color === null;
+    const dot = $("span", label);
+    if (preset.color) dot.style.background = preset.color;
+    else dot.classList.add("transparent");
+    input.addEventListener("change", () => setBackground(item, preset.color));
+    box.append(label);
+  }
+  const custom = document.createElement("label");
+  custom.className = "swatch custom";
+  custom.title = "Custom colour";
+  custom.innerHTML = `<input type="color" value="#80cbc4" aria-label="Custom background colour">`;
+  const picker = $("input", custom);
+  picker.addEventListener("input", () => {
+    box.querySelectorAll("input[type=radio]").forEach((r) => { r.checked = false; });
+    setBackground(item, picker.value);
+  });
+  box.append(custom);
+}
+
+function toBlobUrl(blob) {
+  return { blob, url: URL.createObjectURL(blob) };
+}
+
+async function process(item) {
+  setState(item, "Uploading…", 0);
+  try {
+    const res = await postWithRetry(item, { format: "png" }, (f) => {
+      setState(item, f < 1 ? `Uploading… ${Math.round(f * 100)}%` : "Removing the background…", f < 1 ? f : undefined);
+    });
+    if (item.removed) return;
+    item.png = toBlobUrl(res.blob);
+    const w = res.header("X-Width");
+    const h = res.header("X-Height");
+    showWarnings(item, res.header("X-Warnings"));
+    item.el.classList.add("done");
+    $(".result", item.el).hidden = false;
+    refreshPreview(item);
+    setState(item, `Done: ${w} × ${h} px, transparent PNG ${mb(res.blob.size)}`);
+    $("#batch").hidden = false;
+  } catch (err) {
+    if (!item.removed) showError(item, err.message);
+  }
+}
+
+async function toggleShadow(item, on) {
+  item.shadowOn = on;
+  if (on && !item.shadowPng) {
+    const busy = $(".busy", item.el);
+    busy.hidden = false;
+    try {
+      const res = await postWithRetry(item, { format: "png", shadow: "true" }, () => {});
+      item.shadowPng = toBlobUrl(res.blob);
+    } catch (err) {
+      item.shadowOn = false;
+      $(".shadow", item.el).checked = false;
+      const box = $(".error", item.el);
+      box.textContent = `Could not add the shadow: ${err.message}`;
+      box.hidden = false;
+    } finally {
+      busy.hidden = true;
+    }
+  }
+  refreshPreview(item);
+}
+
+async function flattenToJpeg(blob, color) {
+  const bitmap = await createImageBitmap(blob);
+  const canvas = document.createElement("canvas");
+  canvas.width = bitmap.width;
+  canvas.height = bitmap.height;
+  const ctx = canvas.getContext("2d");
+  ctx.fillStyle = color;
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  ctx.drawImage(bitmap, 0, 0);
+  bitmap.close();
+  return new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.92));
+}
+
+function saveBlob(blob, name) {
+  const a = Object.assign(document.createElement("a"), { href: URL.createObjectURL(blob), download: name });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 60_000);
+}
+
+function addItem(file) {
+  const el = $("#item-template").content.firstElementChild.cloneNode(true);
+  const item = { id: nextId++, file, el, bg: null, shadowOn: false, png: null, shadowPng: null };
+  items.push(item);
+  el.dataset.id = item.id;
+  $(".name", el).textContent = file.name || "pasted image";
+  $(".meta", el).textContent = mb(file.size);
+  $(".original", el).src = URL.createObjectURL(file);
+  buildSwatches(item);
+  $(".remove", el).addEventListener("click", () => removeItem(item));
+  const beforeAfter = $(".before-after", el);
+  beforeAfter.addEventListener("click", () => {
+    const showOriginal = beforeAfter.getAttribute("aria-pressed") !== "true";
+    beforeAfter.setAttribute("aria-pressed", String(showOriginal));
+    beforeAfter.textContent = showOriginal ? "Show cutout" : "Show original";
+    $(".original", el).hidden = !showOriginal;
+    $(".cutout", el).hidden = showOriginal;
+  });
+  $(".shadow", el).addEventListener("change", (e) => toggleShadow(item, e.target.checked));
+  $(".download-jpg", el).addEventListener("click", async () => {
+    const jpg = await flattenToJpeg(currentPng(item).blob, item.bg || "#ffffff");
+    saveBlob(jpg, `${stem(file.name)}-cutout.jpg`);
+  });
+  $("#results").append(el);
+  $("#drop").classList.add("compact");
+
+  if (file.size > limits.max_bytes) {
+    showError(item, `the file is ${mb(file.size)}; the limit is ${mb(limits.max_bytes)} per image. Save a smaller version (for example as JPEG) and add it again.`);
+    return;
+  }
+  setState(item, "Waiting…", 0);
+  waiting.push(item);
+  pump();
+}
+
+function removeItem(item) {
+  item.removed = true;
+  if (item.xhr && item.xhr.readyState !== XMLHttpRequest.DONE) item.xhr.abort();
+  for (const png of [item.png, item.shadowPng]) if (png) URL.revokeObjectURL(png.url);
+  URL.revokeObjectURL($(".original", item.el).src);
+  item.el.remove();
+  items.splice(items.indexOf(item), 1);
+  $("#batch").hidden = !items.some((i) => i.png);
+  $("#drop").classList.toggle("compact", items.length > 0);
+}
+
+async function pump() {
+  while (running < MAX_PARALLEL && waiting.length) {
+    const item = waiting.shift();
+    if (item.removed) continue;
+    running++;
+    process(item).finally(() => { running--; pump(); });
+  }
+}
+
+async function downloadAll() {
+  const used = new Set();
+  const files = [];
+  for (const item of items.filter((i) => i.png)) {
+    let name = `${stem(item.file.name)}-cutout.png`;
+    for (let n = 2; used.has(name); n++) name = `${stem(item.file.name)}-cutout-${n}.png`;
+    used.add(name);
+    files.push({ name, data: new Uint8Array(await currentPng(item).blob.arrayBuffer()) });
+  }
+  if (files.length) saveBlob(makeZip(files), "bgclear-cutouts.zip");
+}
+
+function addFiles(fileList) {
+  for (const file of fileList) addItem(file);
+}
+
+function setUpInput() {
+  const input = $("#file-input");
+  const drop = $("#drop");
+  $("#pick").addEventListener("click", () => input.click());
+  input.addEventListener("change", () => { addFiles(input.files); input.value = ""; });
+  // Dropping anywhere on the page adds the files instead of navigating away.
+  window.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("dragging"); });
+  window.addEventListener("dragleave", (e) => { if (!e.relatedTarget) drop.classList.remove("dragging"); });
+  window.addEventListener("drop", (e) => {
+    e.preventDefault();
+    drop.classList.remove("dragging");
+    if (e.dataTransfer?.files?.length) addFiles(e.dataTransfer.files);
+  });
+  window.addEventListener("paste", (e) => {
+    const files = [...(e.clipboardData?.files || [])];
+    if (files.length) addFiles(files);
+  });
+  $("#download-all").addEventListener("click", downloadAll);
+  $("#clear-all").addEventListener("click", () => [...items].forEach(removeItem));
+}
+
+setUpInput();
+watchServer();
