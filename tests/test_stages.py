@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from bgclear.compose import Shadow, compose, parse_color, parse_margin, subject_box
 from bgclear.errors import InputError
 from bgclear.foreground import estimate_foreground
-from bgclear.matte import ClosedFormRefiner, GuidedRefiner, guided_filter
+from bgclear.matte import ClosedFormRefiner, ColourLineRefiner, GuidedRefiner, guided_filter
 from bgclear.segment import upsample_probability
 from bgclear.tiles import band_tiles
 from bgclear.trimap import BACKGROUND, FOREGROUND, UNKNOWN, band_radius, make_trimap
@@ -49,20 +49,22 @@ def _sad(a, b):
     return float(np.abs(a - b).sum())
 
 
-@pytest.mark.parametrize("refiner", [GuidedRefiner(), ClosedFormRefiner()])
-def test_refiner_recovers_edge_better_than_blurry_coarse(refiner):
+@pytest.mark.parametrize(
+    "refiner,max_ratio", [(GuidedRefiner(), 0.7), (ClosedFormRefiner(), 0.3), (ColourLineRefiner(), 0.3)]
+)
+def test_refiner_recovers_edge_better_than_blurry_coarse(refiner, max_ratio):
     h, w = 300, 400
     gt = soft_disc(w, h, soft=3)
     img = composite(gt, noise=2)
     # A coarse mask as a low-resolution segmenter gives it: right place, smeared edge.
-    small = upsample_probability(gt, (w // 8, h // 8))
+    small = upsample_probability(gt, (w // 4, h // 4))
     coarse = upsample_probability(small, (w, h))
-    tri = make_trimap(coarse, radius=10)
+    tri = make_trimap(coarse)
     alpha = refiner.refine(img, tri, coarse)
     assert alpha.shape == gt.shape and alpha.dtype == np.float32
     assert alpha.min() >= 0 and alpha.max() <= 1
     assert np.all(alpha[tri == FOREGROUND] == 1) and np.all(alpha[tri == BACKGROUND] == 0)
-    assert _sad(alpha, gt) < 0.6 * _sad(coarse, gt)
+    assert _sad(alpha, gt) < max_ratio * _sad(coarse, gt)
 
 
 def test_guided_filter_preserves_constant_and_follows_edges():
@@ -78,15 +80,15 @@ def test_guided_filter_preserves_constant_and_follows_edges():
 
 def test_foreground_estimation_removes_old_background_colour():
     h, w = 200, 300
-    ramp = np.clip((np.arange(w, dtype=np.float32) - 120) / 60, 0, 1)  # soft edge 60 px wide
+    ramp = np.clip((np.arange(w, dtype=np.float32) - 140) / 16, 0, 1)  # soft edge 16 px wide
     alpha = np.tile(ramp, (h, 1))
     img = composite(alpha, fg=(230, 200, 40), bg=(20, 40, 220))
     fg = estimate_foreground(img, alpha)
     band = (alpha > 0.2) & (alpha < 0.8)
     observed_blue = img[band][:, 2].mean()
     estimated_blue = fg[band][:, 2].astype(float).mean()
-    assert estimated_blue < 0.5 * observed_blue
-    assert abs(fg[band][:, 0].astype(float).mean() - 230) < 30
+    assert estimated_blue < 0.6 * observed_blue  # true foreground blue is 40, observed ~130
+    assert fg[band][:, 0].astype(float).mean() > img[band][:, 0].astype(float).mean() + 40  # red moves towards 230
     np.testing.assert_array_equal(fg[alpha >= 1], img[alpha >= 1])
 
 

@@ -111,6 +111,22 @@ def parse_margin(margin: int | str, box: tuple[int, int, int, int]) -> int:
         raise InputError("invalid_option", f"crop margin must be pixels (e.g. 20) or a percentage (e.g. 5%), got {margin!r}") from None
 
 
+def _to_uint8(x: np.ndarray) -> np.ndarray:
+    return np.clip(x + 0.5, 0, 255).astype(np.uint8)
+
+
+def _flatten(foreground: np.ndarray, alpha8: np.ndarray, background: tuple[int, int, int]) -> np.ndarray:
+    """Foreground over a solid colour; float maths only on the semi-transparent pixels."""
+    out = np.empty_like(foreground)
+    out[...] = np.asarray(background, np.uint8)
+    opaque = alpha8 == 255
+    out[opaque] = foreground[opaque]
+    mixed = (alpha8 > 0) & ~opaque
+    a = alpha8[mixed].astype(np.float32)[:, None] / 255.0
+    out[mixed] = _to_uint8(foreground[mixed] * a + np.asarray(background, np.float32) * (1 - a))
+    return out
+
+
 def compose(
     foreground: np.ndarray,
     alpha: np.ndarray,
@@ -126,19 +142,22 @@ def compose(
     else uint8 (h, w, 3) RGB flattened onto it; ``box`` is the crop applied as
     (left, top, right, bottom) in source pixels, or ``None`` when not cropped.
     """
-    a = alpha
-    colour = foreground.astype(np.float32)
     if shadow is not None and shadow.opacity > 0:
         s = shadow_alpha(alpha, shadow)
         a = alpha + (1 - alpha) * s
-        # Shadow is black: its colour contribution is 0, so only re-normalise the subject's share.
-        colour = colour * (alpha / np.maximum(a, 1e-6))[..., None]
-    if background is None:
-        pixels = np.dstack([np.clip(colour + 0.5, 0, 255).astype(np.uint8), np.clip(a * 255 + 0.5, 0, 255).astype(np.uint8)])
+        # The shadow is black: it adds coverage but no colour, so the subject's colour is re-weighted.
+        colour = foreground.astype(np.float32) * (alpha / np.maximum(a, 1e-6))[..., None]
+        if background is None:
+            pixels = np.dstack([_to_uint8(colour), _to_uint8(a * 255.0)])
+        else:
+            pixels = _to_uint8(colour * a[..., None] + np.asarray(background, np.float32) * (1 - a[..., None]))
     else:
-        bg = np.asarray(background, np.float32)
-        flat = colour * a[..., None] + bg * (1 - a[..., None])
-        pixels = np.clip(flat + 0.5, 0, 255).astype(np.uint8)
+        a = alpha
+        alpha8 = _to_uint8(alpha * 255.0)
+        if background is None:
+            pixels = np.dstack([foreground, alpha8])
+        else:
+            pixels = _flatten(foreground, alpha8, background)
     box = None
     if crop:
         found = subject_box(a)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .tiles import band_tiles
+from .tiles import band_tiles, upsample_region, working_scale
 
 
 def _blur(x: np.ndarray, radius: int) -> np.ndarray:
@@ -32,27 +32,33 @@ def _fuse(image: np.ndarray, fg: np.ndarray, bg: np.ndarray, alpha: np.ndarray, 
     return np.clip(f, 0, 1), blurred_b
 
 
-def estimate_foreground(rgb: np.ndarray, alpha: np.ndarray, tile: int = 512) -> np.ndarray:
+def estimate_foreground(rgb: np.ndarray, alpha: np.ndarray, tile: int = 512, working_side: int = 1024) -> np.ndarray:
     """Foreground colours F for every pixel.
 
     ``rgb`` uint8 (H, W, 3), ``alpha`` float32 (H, W) in 0..1 -> uint8 (H, W, 3).
-    Where alpha is 0 or 1, F equals the input pixel.
+    Where alpha is 0 or 1, F equals the input pixel. The wide pass (colour
+    context from far away, smooth by nature) runs at a working size; the narrow
+    pass runs at native resolution on the tiles holding semi-transparent pixels.
     """
     h, w = alpha.shape
     mixed = (alpha > 1.0 / 512) & (alpha < 1.0 - 1.0 / 512)
     out = rgb.copy()
     if not mixed.any():
         return out
-    wide = max(16, int(round(0.05 * max(h, w))))  # colour context: far enough to reach pure pixels
+    factor, low_size = working_scale(w, h, working_side)
+    low_image = (cv2.resize(rgb, low_size, interpolation=cv2.INTER_AREA) if factor > 1 else rgb).astype(np.float32) / 255.0
+    low_alpha = cv2.resize(alpha, low_size, interpolation=cv2.INTER_AREA) if factor > 1 else alpha
+    wide = max(8, int(round(0.05 * max(low_size))))  # reaches pure pixels well beyond the band
+    low_f, low_b = _fuse(low_image, low_image, low_image, low_alpha, wide)
+    context = np.dstack([low_f, low_b])
     narrow = max(2, int(round(0.002 * max(h, w))))
-    for orows, ocols, irows, icols in band_tiles(mixed, tile, pad=wide + narrow):
+    for orows, ocols, irows, icols in band_tiles(mixed, tile, pad=narrow):
         image = rgb[orows, ocols].astype(np.float32) * (1.0 / 255.0)
-        a = alpha[orows, ocols]
-        f, b = _fuse(image, image, image, a, wide)
-        f, _ = _fuse(image, f, b, a, narrow)
+        fb = context[orows, ocols] if factor == 1 else upsample_region(context, (w, h), orows, ocols)
+        f, _ = _fuse(image, fb[..., :3], fb[..., 3:], alpha[orows, ocols], narrow)
         f = f[irows, icols]
         rows = slice(orows.start + irows.start, orows.start + irows.stop)
         cols = slice(ocols.start + icols.start, ocols.start + icols.stop)
         m = mixed[rows, cols]
-        out[rows, cols][m] = np.round(f[m] * 255.0).astype(np.uint8)
+        out[rows, cols][m] = (f[m] * 255.0 + 0.5).astype(np.uint8)
     return out

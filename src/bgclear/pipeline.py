@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -26,9 +27,13 @@ from .foreground import estimate_foreground
 from .models.registry import DEFAULT_SEGMENTER
 from .segment import upsample_probability
 from .settle import settle_unsure
-from .trimap import make_trimap
+from .tiles import working_scale
+from .trimap import band_radius, make_trimap
 
 log = logging.getLogger("bgclear")
+
+#: Long side of the working size for settling and the trimap (ISNet's own input is 1024).
+WORKING_SIDE = 1024
 
 
 @dataclass
@@ -39,14 +44,14 @@ class Cutout:
     ``foreground``: uint8 (H, W, 3), estimated foreground colours (decontaminated).
     ``pixels``: uint8 output after compose: (h, w, 4) RGBA, or (h, w, 3) RGB when a
     background colour was chosen; cropped when ``crop_box`` is set.
-    ``coarse``: float32 (H, W), the segmenter's probability before refinement.
+    ``probability``: float32 (h, w), the segmenter's raw output at its own resolution.
     ``trimap``: uint8 (H, W) in {0, 128, 255}.
     """
 
     alpha: np.ndarray
     foreground: np.ndarray
     pixels: np.ndarray
-    coarse: np.ndarray
+    probability: np.ndarray
     trimap: np.ndarray
     crop_box: tuple[int, int, int, int] | None = None
     background: tuple[int, int, int] | None = None
@@ -138,10 +143,18 @@ def matte_from_probability(
     timings = {} if timings is None else timings
     h, w = rgb.shape[:2]
     t = time.perf_counter()
-    coarse = upsample_probability(prob, (w, h))
+    # Deciding regions and drawing the band are about shapes, not pixels: do them at a
+    # working size near the segmenter's own, then bring the trimap to full size.
+    factor, work_size = working_scale(w, h, WORKING_SIDE)
+    work_rgb = cv2.resize(rgb, work_size, interpolation=cv2.INTER_AREA) if factor > 1 else rgb
+    work_prob = upsample_probability(prob, work_size)
     if settle:
-        coarse = settle_unsure(rgb, coarse)
-    trimap = make_trimap(coarse)
+        work_prob = settle_unsure(work_rgb, work_prob)
+    radius = max(2, int(round(band_radius(w, h) / factor)))
+    trimap = make_trimap(work_prob, radius=radius)
+    if factor > 1:
+        trimap = cv2.resize(trimap, (w, h), interpolation=cv2.INTER_NEAREST)
+    coarse = upsample_probability(work_prob, (w, h))
     timings["trimap"] = time.perf_counter() - t
     t = time.perf_counter()
     alpha = refiner.refine(rgb, trimap, coarse)
@@ -213,7 +226,11 @@ class Session:
         t = time.perf_counter()
         decoded = decode(source, max_pixels=max_pixels)
         timings["decode"] = time.perf_counter() - t
-        alpha, coarse, trimap = self.matte(decoded.rgb, timings)
+        t = time.perf_counter()
+        probability = self.segmenter.predict(decoded.rgb)
+        timings["segment"] = time.perf_counter() - t
+        alpha, coarse, trimap = matte_from_probability(decoded.rgb, probability, self.refiner, self.settle, timings)
+        del coarse  # full-resolution float map: not worth keeping in every result
         if decoded.source_alpha is not None:
             # Pixels the file already marked transparent stay transparent.
             alpha = alpha * decoded.source_alpha
@@ -226,7 +243,7 @@ class Session:
         for message in decoded.warnings:
             log.info("%s", message)
         return Cutout(
-            alpha=alpha, foreground=foreground, pixels=pixels, coarse=coarse, trimap=trimap,
+            alpha=alpha, foreground=foreground, pixels=pixels, probability=probability, trimap=trimap,
             crop_box=box, background=bg, warnings=list(decoded.warnings), timings=timings,
             source_format=decoded.format,
         )

@@ -47,3 +47,24 @@ def bounding_box(mask: np.ndarray, pad: int = 0) -> tuple[slice, slice] | None:
     x, y, w, h = cv2.boundingRect(pts)
     H, W = mask.shape
     return slice(max(0, y - pad), min(H, y + h + pad)), slice(max(0, x - pad), min(W, x + w + pad))
+
+
+def working_scale(width: int, height: int, working_side: int) -> tuple[float, tuple[int, int]]:
+    """Downscale factor (>= 1) and the (w, h) of an image shrunk so its long side is at most ``working_side``."""
+    factor = max(1.0, max(width, height) / working_side)
+    return factor, (max(1, round(width / factor)), max(1, round(height / factor)))
+
+
+def upsample_region(low: np.ndarray, full_size: tuple[int, int], rows: slice, cols: slice) -> np.ndarray:
+    """Bilinear values of a low-resolution map over one region of the full-resolution grid.
+
+    ``low`` float32 (h, w[, c]) covering the whole image; ``full_size`` (W, H);
+    returns (rows, cols[, c]) equal to the same region of ``cv2.resize(low, full_size)``
+    without ever allocating the full-resolution map.
+    """
+    sx = low.shape[1] / full_size[0]
+    sy = low.shape[0] / full_size[1]
+    # dst pixel (x, y) of the region samples low at ((x0 + x + 0.5) * s - 0.5): cv2.resize's convention.
+    m = np.float32([[sx, 0, (cols.start + 0.5) * sx - 0.5], [0, sy, (rows.start + 0.5) * sy - 0.5]])
+    size = (cols.stop - cols.start, rows.stop - rows.start)
+    return cv2.warpAffine(low, m, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
