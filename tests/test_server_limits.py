@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -79,6 +80,31 @@ def test_cutouts_do_not_block_the_event_loop(small_server) -> None:
         seen_running = httpx.get(f"{small_server.url}/healthz", timeout=60).json()["running"] == 1
     worker.join()
     assert seen_running
+
+
+def test_a_queued_request_whose_client_left_is_skipped(small_server) -> None:
+    url = small_server.url
+    running = threading.Thread(target=lambda: httpx.post(f"{url}/v1/remove", timeout=60,
+                                                          files={"image_file": ("a.jpg", disc_image(1200, 900, "JPEG"))}))
+    running.start()
+    health = lambda: httpx.get(f"{url}/healthz", timeout=60).json()  # noqa: E731
+    for _ in range(500):
+        if health()["running"] == 1:
+            break
+    image = disc_image(320, 240, "JPEG")
+    with socket.create_connection(("127.0.0.1", small_server.port)) as s:
+        s.sendall(b"POST /v1/remove HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+                  + f"Content-Length: {len(image)}\r\n\r\n".encode() + image)
+        for _ in range(500):
+            if health()["waiting"] == 1:
+                break
+        assert health()["waiting"] == 1
+    running.join()
+    for _ in range(500):
+        if "skipped: the client left" in small_server.log():
+            break
+        threading.Event().wait(0.02)
+    assert "skipped: the client left before its turn" in small_server.log()
 
 
 def test_healthz_is_not_ready_until_the_model_has_loaded(tmp_path: Path) -> None:

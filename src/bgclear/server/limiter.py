@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import TypeVar
@@ -22,6 +22,10 @@ from .errors import APIError
 T = TypeVar("T")
 #: Assumed seconds per cutout before the first one has been timed.
 _FIRST_GUESS_S = 5.0
+
+
+class ClientGone(Exception):
+    """The client disconnected while its request waited for a worker."""
 
 
 class Limiter:
@@ -78,11 +82,17 @@ class Limiter:
         finally:
             self.admitted -= 1
 
-    async def run(self, fn: Callable[[], T]) -> T:
-        """Wait for a worker, then run ``fn`` on it; the event loop stays free meanwhile."""
+    async def run(self, fn: Callable[[], T], client_gone: Callable[[], Awaitable[bool]] | None = None) -> T:
+        """Wait for a worker, then run ``fn`` on it; the event loop stays free meanwhile.
+
+        Raises :class:`ClientGone` instead of running when ``client_gone()`` says the
+        client left while waiting: its turn goes to the next request.
+        """
         if self._semaphore is None:
             self._semaphore = asyncio.Semaphore(self.max_concurrency)
         async with self._semaphore:
+            if client_gone is not None and await client_gone():
+                raise ClientGone
             self.running += 1
             started = time.perf_counter()
             try:

@@ -109,13 +109,14 @@ class RemoveResult(BaseModel):
     source_height: int
     foreground_bbox: list[int] | None = Field(description="[left, top, right, bottom] of the subject in source pixels; null if none found.")
     crop_box: list[int] | None = Field(None, description="[left, top, right, bottom] of the crop in source pixels, when cropped.")
-    timings: dict[str, float] = Field(description="Seconds per stage, plus queue (waiting for a worker) and total.")
+    timings: dict[str, float] = Field(description="Seconds per engine stage, plus upload (receiving the body), "
+                                     "queue (waiting for a worker) and total.")
     warnings: list[str] = Field(description="Things to know, e.g. that a small image gives soft edges.")
 
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "image": "iVBORw0KGgoAAAANSUhEUgAA...", "format": "png", "width": 1600, "height": 1200,
         "source_width": 1600, "source_height": 1200, "foreground_bbox": [412, 180, 1190, 1200], "crop_box": None,
-        "timings": {"queue": 0.0, "decode": 0.03, "segment": 1.4, "trimap": 0.02, "matte": 0.5,
+        "timings": {"upload": 0.02, "queue": 0.0, "decode": 0.03, "segment": 1.4, "trimap": 0.02, "matte": 0.5,
                     "foreground": 0.2, "compose": 0.02, "encode": 0.08, "total": 2.3},
         "warnings": [],
     }]})

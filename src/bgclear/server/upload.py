@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from python_multipart.multipart import MultipartParser, parse_options_header
+try:
+    from python_multipart.multipart import MultipartParser, parse_options_header
+except ImportError:  # python-multipart < 0.0.13 names its package 'multipart'
+    from multipart.multipart import MultipartParser, parse_options_header  # type: ignore[no-redef]
 from starlette.requests import ClientDisconnect, Request
 
 from .errors import APIError

@@ -18,6 +18,7 @@ from ...decode import sniff_format
 from ...encode import MIME_TYPES, encode
 from ..config import ACCEPTED_INPUT_FORMATS, ServerSettings
 from ..errors import APIError
+from ..limiter import ClientGone
 from ..openapi import REMOVE_OPENAPI, REMOVE_RESPONSES
 from ..schemas import RemoveOptions, RemoveResult, parse_options
 from ..state import AppState, StateDep, get_session
@@ -36,6 +37,8 @@ class Rendered:
     width: int
     height: int
     cutout: Cutout
+    foreground_bbox: tuple[int, int, int, int] | None
+    started: float  # when a worker picked the request up (perf_counter)
 
 
 def _output_pixels(cutout: Cutout, mask: bool) -> np.ndarray:
@@ -50,6 +53,7 @@ def _output_pixels(cutout: Cutout, mask: bool) -> np.ndarray:
 
 def _render(session: Session, data: bytes, opts: RemoveOptions, settings: ServerSettings) -> Rendered:
     """Runs on a worker thread: the engine does all the work, this only picks its options."""
+    started = time.perf_counter()
     fmt = opts.image_format
     mask = opts.channels == "alpha"
     # JPEG has no alpha: flatten through the engine's compose (which keeps the shadow)
@@ -62,14 +66,14 @@ def _render(session: Session, data: bytes, opts: RemoveOptions, settings: Server
     if opts.size != "preview":
         encoded = cutout.encode(fmt, quality=opts.quality, mask=mask)
         height, width = _output_pixels(cutout, mask).shape[:2]
-        return Rendered(encoded, width, height, cutout)
+        return Rendered(encoded, width, height, cutout, cutout.foreground_bbox, started)
     started = time.perf_counter()
     image = Image.fromarray(_output_pixels(cutout, mask))
     # Pillow resizes RGBA premultiplied, so edges do not pick up the hidden colours.
     image.thumbnail((PREVIEW_EDGE, PREVIEW_EDGE), Image.Resampling.LANCZOS)
     encoded = encode(np.asarray(image), fmt, quality=opts.quality)
     cutout.timings["encode"] = time.perf_counter() - started
-    return Rendered(encoded, image.width, image.height, cutout)
+    return Rendered(encoded, image.width, image.height, cutout, cutout.foreground_bbox, started)
 
 
 def _wants_json(request: Request, opts: RemoveOptions) -> bool:
@@ -128,17 +132,22 @@ async def _handle(request: Request, state: AppState, received: float) -> Respons
     opts, notes = parse_options(dict(request.query_params), upload.fields)
     session = get_session(state)
     in_format = _check_input(upload.data)
-    queued = time.perf_counter()
-    rendered = await state.limiter.run(lambda: _render(session, upload.data, opts, settings))
+    uploaded = time.perf_counter()
+    try:
+        rendered = await state.limiter.run(lambda: _render(session, upload.data, opts, settings), request.is_disconnected)
+    except ClientGone:
+        log.info("skipped: the client left before its turn (%d bytes %s)", len(upload.data), in_format)
+        return Response(status_code=499)  # nobody reads it; the code is nginx's "client closed request"
     cutout = rendered.cutout
-    timings = {"queue": round(queued - received, 4), **{k: round(v, 4) for k, v in cutout.timings.items()}}
+    timings = {"upload": uploaded - received, "queue": rendered.started - uploaded, **cutout.timings}
+    timings = {k: round(v, 4) for k, v in timings.items()}
     timings["total"] = round(time.perf_counter() - received, 4)
     warnings = notes + list(cutout.warnings)
     src_w, src_h = cutout.size
     log.info("cutout: %d bytes %s %dx%d -> %s %dx%d %d bytes in %.2fs",
              len(upload.data), in_format, src_w, src_h, opts.image_format, rendered.width, rendered.height,
              len(rendered.data), timings["total"])
-    bbox = cutout.foreground_bbox
+    bbox = rendered.foreground_bbox
     headers = {
         "X-Width": str(rendered.width), "X-Height": str(rendered.height),
         "X-Source-Width": str(src_w), "X-Source-Height": str(src_h),
