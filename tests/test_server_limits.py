@@ -31,7 +31,8 @@ _p.Session.__init__ = _gated_init
 @pytest.fixture(scope="module")
 def small_server(tmp_path_factory: pytest.TempPathFactory):
     """One cutout at a time and one waiting: the third concurrent request is refused."""
-    proc = start_server(tmp_path_factory.mktemp("limits") / "server.log", "--max-concurrency", "1", "--queue-size", "1")
+    proc = start_server(tmp_path_factory.mktemp("limits") / "server.log", "--max-concurrency", "1", "--queue-size", "1",
+                        "--upload-timeout", "2")
     yield proc
     proc.stop()
 
@@ -105,6 +106,22 @@ def test_a_queued_request_whose_client_left_is_skipped(small_server) -> None:
             break
         threading.Event().wait(0.02)
     assert "skipped: the client left before its turn" in small_server.log()
+
+
+def test_an_upload_that_stalls_times_out_and_frees_its_place(small_server) -> None:
+    with socket.create_connection(("127.0.0.1", small_server.port), timeout=30) as s:
+        s.sendall(b"POST /v1/remove HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+                  b"Content-Length: 100000\r\n\r\n\xff\xd8\xff")
+        reply = b""
+        while not reply.rstrip().endswith(b"}}"):
+            data = s.recv(65536)
+            if not data:
+                break
+            reply += data
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408"), reply
+    assert b'"upload_timeout"' in body
+    assert httpx.get(f"{small_server.url}/healthz").json()["waiting"] == 0
 
 
 def test_healthz_is_not_ready_until_the_model_has_loaded(tmp_path: Path) -> None:

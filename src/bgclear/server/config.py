@@ -14,6 +14,8 @@ DEFAULT_PORT = 8000
 #: 10 MB per upload, decimal so that the number in the error message is the real limit.
 DEFAULT_MAX_BYTES = 10_000_000
 DEFAULT_QUEUE_SIZE = 8
+#: Seconds a client may take to send its whole upload; slower ones would hold a place in the queue.
+DEFAULT_UPLOAD_TIMEOUT = 60.0
 #: Form fields (options, boundaries, part headers) on top of the file itself.
 FORM_OVERHEAD_BYTES = 64 * 1024
 #: Output formats of the API; ``json`` wraps a PNG (or the asked image format) in base64.
@@ -40,6 +42,7 @@ class ServerSettings:
     queue_size: int = DEFAULT_QUEUE_SIZE
     max_bytes: int = DEFAULT_MAX_BYTES
     max_pixels: int = DEFAULT_MAX_PIXELS
+    upload_timeout: float = DEFAULT_UPLOAD_TIMEOUT
     log_level: str = "info"
 
     def __post_init__(self) -> None:
@@ -47,8 +50,8 @@ class ServerSettings:
             object.__setattr__(self, "max_concurrency", default_concurrency())
         if self.queue_size < 0:
             raise ValueError("queue_size must be 0 or more")
-        if self.max_bytes <= 0 or self.max_pixels <= 0:
-            raise ValueError("max_bytes and max_pixels must be positive")
+        if self.max_bytes <= 0 or self.max_pixels <= 0 or self.upload_timeout <= 0:
+            raise ValueError("max_bytes, max_pixels and upload_timeout must be positive")
 
     @property
     def max_body_bytes(self) -> int:

@@ -24,6 +24,7 @@ SERVER_ERROR_CODES: dict[str, int] = {
     "bad_request": 400,
     "not_found": 404,
     "method_not_allowed": 405,
+    "upload_timeout": 408,
     "busy": 503,
     "loading": 503,
     "model_unavailable": 503,

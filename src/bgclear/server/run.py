@@ -12,7 +12,8 @@ from ..decode import DEFAULT_MAX_PIXELS
 from ..errors import ModelError
 from ..models.registry import get_model
 from ..models.store import model_path
-from .config import DEFAULT_HOST, DEFAULT_MAX_BYTES, DEFAULT_PORT, DEFAULT_QUEUE_SIZE, ServerSettings
+from .config import (DEFAULT_HOST, DEFAULT_MAX_BYTES, DEFAULT_PORT, DEFAULT_QUEUE_SIZE, DEFAULT_UPLOAD_TIMEOUT,
+                     ServerSettings)
 
 log = logging.getLogger("bgclear.server")
 
@@ -34,6 +35,7 @@ def run_server(
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     log_level: str = "info",
+    upload_timeout: float = DEFAULT_UPLOAD_TIMEOUT,
 ) -> None:
     """Serve until interrupted. ``max_concurrency=0`` picks one cutout per two cores.
 
@@ -47,7 +49,7 @@ def run_server(
     settings = ServerSettings(
         host=host, port=port, segmenter=segmenter or defaults.segmenter, refiner=refiner or defaults.refiner,
         max_concurrency=max_concurrency, queue_size=queue_size, max_bytes=max_bytes, max_pixels=max_pixels,
-        log_level=log_level,
+        upload_timeout=upload_timeout, log_level=log_level,
     )
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # The CLI may have configured logging quieter; a server's own level wins.
@@ -75,6 +77,8 @@ def run_server(
               help="Requests waiting beyond those running; more get 503 with Retry-After.")
 @click.option("--max-bytes", default=DEFAULT_MAX_BYTES, show_default=True, type=click.IntRange(1), help="Largest upload in bytes.")
 @click.option("--max-pixels", default=DEFAULT_MAX_PIXELS, show_default=True, type=click.IntRange(1), help="Largest width x height.")
+@click.option("--upload-timeout", default=DEFAULT_UPLOAD_TIMEOUT, show_default=True, type=click.FloatRange(min=0.1),
+              help="Seconds a client may take to send one upload.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"], case_sensitive=False))
 def serve_command(**options) -> None:  # type: ignore[no-untyped-def]

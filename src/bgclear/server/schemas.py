@@ -124,7 +124,7 @@ class RemoveResult(BaseModel):
 
 class ErrorDetail(BaseModel):
     code: str = Field(description="Stable, machine-readable: empty, too_large, too_many_pixels, unsupported_format, "
-                      "unreadable, invalid_option, missing_file, bad_request, busy, loading, model_unavailable, internal.")
+                      "unreadable, invalid_option, missing_file, bad_request, upload_timeout, busy, loading, model_unavailable, internal.")
     message: str = Field(description="What went wrong and what to do, for a person.")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -128,7 +129,12 @@ async def remove_background(request: Request, state: StateDep) -> Response:
 
 async def _handle(request: Request, state: AppState, received: float) -> Response:
     settings = state.settings
-    upload = await read_upload(request, settings.max_bytes, settings.max_body_bytes)
+    try:
+        upload = await asyncio.wait_for(read_upload(request, settings.max_bytes, settings.max_body_bytes),
+                                        settings.upload_timeout)
+    except asyncio.TimeoutError:
+        raise APIError("upload_timeout", f"the upload did not arrive within {settings.upload_timeout:g} s; "
+                       "check the connection and try again", headers={"Connection": "close"}) from None
     opts, notes = parse_options(dict(request.query_params), upload.fields)
     session = get_session(state)
     in_format = _check_input(upload.data)
