@@ -161,6 +161,26 @@ def models_path(name: str) -> None:
         _fail(str(exc))
 
 
+# --- serve --------------------------------------------------------------------
+
+def _add_serve() -> None:
+    try:
+        from .server import serve_command
+    except ImportError as exc:  # the server extra is not installed
+        missing = exc.name
+
+        @main.command("serve")
+        def serve_missing() -> None:
+            """Start the web page and HTTP API (needs: pip install 'bgclear[server]')."""
+            _fail(f"the server needs the 'server' extra ({missing} is missing): pip install 'bgclear[server]'")
+
+        return
+    main.add_command(serve_command, "serve")
+
+
+_add_serve()
+
+
 # --- eval ---------------------------------------------------------------------
 
 @main.command("eval")
