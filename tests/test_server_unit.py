@@ -46,6 +46,11 @@ def test_transparent_background_means_none(value: str) -> None:
     assert parse_options({"bg_color": value}, {})[0].bg_color is None
 
 
+def test_options_that_do_not_apply_to_the_matte_are_noted() -> None:
+    _, notes = parse_options({"channels": "alpha", "bg_color": "red", "shadow": "true"}, {})
+    assert notes == ["bg_color and shadow ignored: channels=alpha returns the matte alone"]
+
+
 def test_every_problem_is_named_in_one_message() -> None:
     with pytest.raises(InputError) as err:
         parse_options({"format": "bmp", "quality": "500"}, {})

@@ -87,7 +87,7 @@ def parse_options(query: dict[str, str], form: dict[str, str]) -> tuple[RemoveOp
         elif name not in ("image_file", "file"):
             notes.append(f"ignored the unknown option {name!r}")
     try:
-        return RemoveOptions.model_validate(merged), notes
+        opts = RemoveOptions.model_validate(merged)
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
@@ -96,6 +96,11 @@ def parse_options(query: dict[str, str], form: dict[str, str]) -> tuple[RemoveOp
             shown = err["type"] != "value_error" and "input" in err and where
             problems.append(f"{where}: {msg}" + (f" (got {err['input']!r})" if shown else ""))
         raise InputError("invalid_option", "; ".join(problems)) from None
+    if opts.channels == "alpha":
+        unused = [name for name, on in (("bg_color", opts.bg_color), ("shadow", opts.shadow)) if on]
+        if unused:
+            notes.append(f"{' and '.join(unused)} ignored: channels=alpha returns the matte alone")
+    return opts, notes
 
 
 class RemoveResult(BaseModel):
