@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 
 from ..errors import ModelError
 
@@ -69,6 +70,12 @@ def describe(device) -> str:
         index = device.index if device.index is not None else torch.cuda.current_device()
         return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
     return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def default_half(device) -> bool:
+    """fp16 autocast by default on CUDA (both networks were checked against fp32 by
+    benchmarks/gpu_check.py); ``BGCLEAR_FP16=0`` turns it off."""
+    return device.type == "cuda" and os.environ.get("BGCLEAR_FP16", "1") != "0"
 
 
 def autocast(device, half: bool):

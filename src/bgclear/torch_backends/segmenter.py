@@ -19,8 +19,9 @@ import threading
 import numpy as np
 from PIL import Image
 
+from ..errors import ModelError
 from ..models.registry import ModelSpec
-from .device import autocast, describe, import_torch, resolve_device
+from .device import autocast, default_half, describe, import_torch, resolve_device
 
 log = logging.getLogger("bgclear")
 
@@ -59,15 +60,13 @@ class InSPyReNetSegmenter:
         extra = spec.extra
         self.mode = extra.get("mode", "base")
         if self.mode not in MODES:
-            from ..errors import ModelError
-
             raise ModelError(f"model {spec.name!r}: unknown InSPyReNet mode {self.mode!r}; use one of {MODES}")
         side = int(extra.get("base_size", 384 if self.mode == "fast" else 1024))
         self.base_size = (side, side)
         self.hr_side = int(extra.get("hr_side", 1280 if side <= 512 else 2048))
         self.threshold = int(extra.get("threshold", side * 4 // 3))
         self.device = resolve_device(device)
-        self.half = self.device.type == "cuda" if half is None else half
+        self.half = default_half(self.device) if half is None else half
         path = checkpoint_path(spec)
         model, self.arch = load_inspyrenet(path, self.base_size)
         self.model = model.to(self.device)

@@ -23,7 +23,7 @@ from ..errors import ModelError
 from ..matte import known_alpha
 from ..tiles import band_tiles
 from ..trimap import UNKNOWN
-from .device import autocast, describe, import_torch, resolve_device
+from .device import autocast, default_half, describe, import_torch, resolve_device
 
 log = logging.getLogger("bgclear")
 
@@ -138,7 +138,7 @@ class VitMatteRefiner:
             raise ModelError(f"ViTMatte window {window} must be at least 4x its overlap {overlap}")
         self.window, self.overlap = int(window), int(overlap)
         self.device = resolve_device(device)
-        self.half = self.device.type == "cuda" if half is None else half
+        self.half = default_half(self.device) if half is None else half
         self.model = (model if model is not None else load_vitmatte(folder)).to(self.device).eval()
         self._lock = threading.Lock()
         log.info("loaded refiner %s (ViTMatte, %d px windows, %d px overlap) from %s on %s%s", name, window,

@@ -65,6 +65,8 @@ def add_local_model(
     *,
     mode: str | None = None,
     base_size: int | None = None,
+    window: int | None = None,
+    overlap: int | None = None,
     description: str = "",
     check: bool = True,
 ) -> list[ModelSpec]:
@@ -74,7 +76,8 @@ def add_local_model(
     (a transformers folder) or ``onnx``; guessed from ``path`` when omitted.
     ``mode`` (InSPyReNet): ``base``, ``fast`` or ``pyramid``; ``base_size`` the side
     the weights were trained at (1024 for ``ckpt_base.pth``, 384 for ``ckpt_fast.pth``
-    and the research repository's LR checkpoints). Names of the placeholder
+    and the research repository's LR checkpoints). ``window``/``overlap`` (ViTMatte):
+    the square the network sees and its context margin, default 1024/128. Names of the placeholder
     entries (``inspyrenet``, ``inspyrenet-fast``, ``inspyrenet-hr``, ``vitmatte``)
     keep their settings unless overridden. Records the weights' sha256, so a file
     changed later is refused. Returns the registered entries (with companions).
@@ -88,7 +91,10 @@ def add_local_model(
         raise ModelError(f"{name!r} is the {template.backend} entry; choose another name for a {backend} model")
     if backend == "vitmatte":
         weights = vitmatte_weights(path.parent if path.name == "config.json" else path)
-        spec = _entry(name, "refiner", "vitmatte", weights, template, description, {"window": 1024, "overlap": 128})
+        spec = _entry(name, "refiner", "vitmatte", weights, template, description,
+                      {"window": int(window or 1024), "overlap": int(overlap if overlap is not None else 128)})
+        if spec.extra["window"] < 4 * spec.extra["overlap"]:
+            raise ModelError(f"window {spec.extra['window']} must be at least 4x the overlap {spec.extra['overlap']}")
         if check:
             from .vitmatte import load_vitmatte
 
@@ -111,11 +117,13 @@ def add_local_model(
         spec = _onnx_entry(name, path, description, check)
     else:
         raise ModelError(f"unknown backend {backend!r}; use inspyrenet, vitmatte or onnx")
-    specs = [spec] + [
-        replace(TORCH_MODELS[c], extra={**TORCH_MODELS[c].extra, "path": spec.extra["path"]},
-                sha256=spec.sha256, size_bytes=spec.size_bytes)
-        for c in COMPANIONS.get(name, ())
-    ]
+    specs = [spec]
+    for c in COMPANIONS.get(name, ()):
+        extra = {**TORCH_MODELS[c].extra, "path": spec.extra["path"]}
+        if base_size:  # weights trained at another size: the HR side follows (segmenter's default)
+            extra["base_size"] = int(base_size)
+            extra.pop("hr_side", None)
+        specs.append(replace(TORCH_MODELS[c], extra=extra, sha256=spec.sha256, size_bytes=spec.size_bytes))
     for s in specs:
         save_user_model(s)
     return specs

@@ -1,0 +1,217 @@
+"""GPU check for the PyTorch backends: CUDA vs CPU on the same random weights, then timings.
+
+    python benchmarks/gpu_check.py                      # on a CUDA machine: Swin-B InSPyReNet, ViTMatte-S, 12 and 24 MP
+    python benchmarks/gpu_check.py --device cpu --small # smoke run anywhere: tiny models, small photos
+
+1. Correctness: InSPyReNet (saliency probability) and ViTMatte (alpha of one
+   window) run on CPU in fp32 and on ``--device`` in fp32 and fp16 autocast;
+   the largest absolute differences are printed and checked against tolerances.
+2. Timings at each ``--mp`` size: segmentation (``base`` 1024 and ``pyramid``
+   1024 + 2048 modes), ViTMatte refinement of the band, and the whole pipeline
+   (``Session.remove``: segment, trimap, matte, foreground, compose), with peak
+   CUDA memory. Weights are random (tamed so activations stay finite in fp16);
+   speed and memory do not depend on their values.
+
+Exit status 1 when a tolerance is exceeded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def tame(model, seed: int = 0) -> None:
+    """Random weights with moderate activations (fan-in scaled), BatchNorm statistics near identity."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("threshold"):
+                p.fill_(0.5)
+            elif p.ndim > 1:
+                p.copy_(torch.randn(p.shape, generator=g) / p[0].numel() ** 0.5)
+            else:
+                p.copy_((1.0 if name.endswith("weight") else 0.0) + 0.1 * torch.randn(p.shape, generator=g))
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.zero_()
+                m.running_var.fill_(1.0)
+        for name in ("attention0", "attention1", "attention2"):  # Laplacian heads: keep their output small
+            head = getattr(model, name, None)
+            if head is not None:
+                head.conv_out4.bn.weight.mul_(0.05)
+
+
+def make_checkpoints(root: Path, small: bool) -> tuple[Path, Path]:
+    import torch
+    from bench_vitmatte_memory import vitmatte_config
+    from transformers import VitMatteForImageMatting
+
+    from bgclear.torch_backends.inspyrenet import InSPyReNet
+    from bgclear.torch_backends.swin import SwinTransformer, swin_b
+
+    torch.manual_seed(0)
+    backbone = SwinTransformer(32, (2, 2, 2, 2), (2, 2, 4, 4), 4) if small else swin_b()
+    net = InSPyReNet(backbone, backbone.out_channels, 16 if small else 64, (1024, 1024))
+    tame(net)
+    torch.save(net.state_dict(), root / "ckpt_base.pth")
+    matte = VitMatteForImageMatting(vitmatte_config("tiny" if small else "small"))
+    tame(matte, 1)
+    matte.save_pretrained(root / "vitmatte")
+    return root / "ckpt_base.pth", root / "vitmatte"
+
+
+def photo(megapixels: float, seed: int = 0) -> np.ndarray:
+    """A 3:2 photo: smooth background, a textured wobbly disc. uint8 (H, W, 3)."""
+    w = int(round((megapixels * 1e6 * 1.5) ** 0.5))
+    h = int(round(w / 1.5))
+    yy, xx = np.ogrid[:h, :w]
+    angle = np.arctan2(yy - h / 2, xx - w / 2)
+    inside = np.hypot(yy - h / 2, xx - w / 2) < 0.35 * h * (1 + 0.08 * np.sin(7 * angle))
+    rng = np.random.default_rng(seed)
+    img = np.empty((h, w, 3), np.uint8)
+    img[:] = (40, 90, 170)
+    img[inside] = (200, 60, 40)
+    img += rng.integers(0, 20, (h, w, 1), dtype=np.uint8)
+    return img
+
+
+def sync(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def timed(device: str, fn, repeat: int = 1):
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    sync(device)
+    t0 = time.perf_counter()
+    for _ in range(repeat):
+        out = fn()
+    sync(device)
+    row = {"seconds": round((time.perf_counter() - t0) / repeat, 3)}
+    if device.startswith("cuda"):
+        row["cuda_peak_mib"] = round(torch.cuda.max_memory_allocated() / 2**20)
+    return out, row
+
+
+def correctness(ckpt: Path, folder: Path, device: str, small: bool) -> list[dict]:
+    import torch
+
+    from bgclear.torch_backends.checkpoints import load_inspyrenet
+    from bgclear.torch_backends.device import autocast, resolve_device
+    from bgclear.torch_backends.segmenter import to_tensor
+    from bgclear.torch_backends.vitmatte import VitMatteRefiner
+    from bgclear.trimap import make_trimap
+
+    dev = resolve_device(device)
+    rows = []
+    img = photo(0.3 if small else 2.0, seed=1)
+    side = 256 if small else 1024
+    x = to_tensor(img, (side, side))
+    net, _ = load_inspyrenet(ckpt, (side, side))
+    with torch.inference_mode():
+        ref = net.predict(x)[0, 0].numpy()
+        net = net.to(dev)
+        for half in (False, True):
+            with autocast(dev, half):
+                got = net.predict(x.to(dev))[0, 0].float().cpu().numpy()
+            tol = 2e-2 if half else 1e-3
+            err = float(np.abs(got - ref).max())
+            rows.append({"check": f"inspyrenet {'fp16' if half else 'fp32'} vs cpu", "max_abs_diff": err,
+                         "tolerance": tol, "ok": err <= tol})
+    crop = img[:512, :512] if not small else img[:256, :256]
+    yy, xx = np.ogrid[: crop.shape[0], : crop.shape[1]]
+    trimap = make_trimap((np.hypot(yy - crop.shape[0] / 2, xx - crop.shape[1] / 2) < crop.shape[0] / 3).astype(np.float32))
+    cpu = VitMatteRefiner(folder, device="cpu", window=512, overlap=64).predict_window(crop, trimap)
+    for half in (False, True):
+        r = VitMatteRefiner(folder, device=device, half=half, window=512, overlap=64)
+        got = r.predict_window(crop, trimap)
+        tol = 2e-2 if half else 1e-3
+        err = float(np.abs(got - cpu).max())
+        rows.append({"check": f"vitmatte {'fp16' if half else 'fp32'} vs cpu", "max_abs_diff": err, "tolerance": tol,
+                     "ok": err <= tol})
+    return rows
+
+
+def timings(device: str, sizes: list[float], small: bool) -> list[dict]:
+    from bgclear import Session
+    from bgclear.backends import make_refiner, make_segmenter
+    from bgclear.segment import upsample_probability
+    from bgclear.trimap import make_trimap
+
+    rows = []
+    segs = {name: make_segmenter(name, device=device) for name in ("inspyrenet", "inspyrenet-hr")}
+    if small:
+        segs["inspyrenet-hr"].hr_side, segs["inspyrenet-hr"].threshold = 1536, 600
+    refiner = make_refiner("vitmatte", device=device)
+    session = Session(segmenter="inspyrenet", refiner="vitmatte", device=device)
+    for mp in sizes:
+        img = photo(mp)
+        h, w = img.shape[:2]
+        for name, seg in segs.items():
+            seg.predict(img)  # warm-up (cuDNN autotune, allocator)
+            prob, row = timed(device, lambda: seg.predict(img))
+            rows.append({"stage": f"segment {name} ({seg.mode})", "megapixels": mp, "model_res": list(prob.shape), **row})
+        coarse = upsample_probability(segs["inspyrenet"].predict(img), (w, h))
+        trimap = make_trimap(coarse)
+        _, row = timed(device, lambda: refiner.refine(img, trimap, coarse))
+        rows.append({"stage": "refine vitmatte", "megapixels": mp, "band_mpx": round(float((trimap == 128).mean()) * mp, 3),
+                     **row})
+        cut, row = timed(device, lambda: session.remove(img))
+        rows.append({"stage": "pipeline inspyrenet+vitmatte", "megapixels": mp, **row,
+                     "stages": {k: round(v, 3) for k, v in cut.timings.items()}})
+        for r in rows[-4:]:
+            print(json.dumps(r), flush=True)
+    return rows
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--small", action="store_true", help="tiny models and small photos (CPU smoke run)")
+    p.add_argument("--mp", type=float, nargs="+", help="photo sizes for timings (default 12 24; 0.3 0.6 with --small)")
+    p.add_argument("--json", type=Path, help="also write all rows here")
+    args = p.parse_args()
+    sizes = args.mp or ([0.3, 0.6] if args.small else [12.0, 24.0])
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    import torch
+
+    from bgclear.torch_backends import add_local_model, doctor_report
+    from bgclear.torch_backends.device import describe, resolve_device
+
+    print(f"# device {describe(resolve_device(args.device))}, torch {torch.__version__}, small={args.small}")
+    with tempfile.TemporaryDirectory(prefix="bgclear-gpu-check-") as tmp:
+        os.environ["BGCLEAR_HOME"] = str(Path(tmp) / "home")
+        ckpt, folder = make_checkpoints(Path(tmp), args.small)
+        add_local_model("inspyrenet", ckpt, base_size=256 if args.small else None)
+        add_local_model("vitmatte", folder, window=512 if args.small else None, overlap=64 if args.small else None)
+        checks = correctness(ckpt, folder, args.device, args.small)
+        for c in checks:
+            print(json.dumps(c), flush=True)
+        rows = timings(args.device, sizes, args.small)
+        report = {"doctor": doctor_report(args.device)["torch"], "checks": checks, "timings": rows}
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+    failed = [c["check"] for c in checks if not c["ok"]]
+    print("# correctness:", "all within tolerance" if not failed else f"FAILED {failed}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
