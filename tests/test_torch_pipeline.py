@@ -91,3 +91,22 @@ def test_doctor_report_describes_torch_and_models(home):
     if not torch.cuda.is_available():
         bad = doctor_report("cuda")
         assert bad["torch"]["chosen_device"] is None and "device_error" in bad["torch"]
+
+
+def test_without_torch_the_error_says_how_to_install(tmp_path):
+    """Simulated install without torch: a ModelError naming the extra, never an ImportError."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "from bgclear.backends import make_segmenter, refiner_names\n"
+        "from bgclear.torch_backends import doctor_report\n"
+        "assert 'vitmatte' in refiner_names() and not doctor_report()['torch']['installed']\n"
+        "from bgclear.errors import ModelError\n"
+        "try:\n    make_segmenter('inspyrenet')\nexcept ModelError as e:\n    print(e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={"BGCLEAR_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr
+    assert "pip install 'bgclear[torch]'" in out.stdout

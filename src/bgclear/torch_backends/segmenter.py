@@ -52,10 +52,10 @@ class InSPyReNetSegmenter:
     """Loads a checkpoint once; ``predict`` is thread-safe (one forward at a time per instance)."""
 
     def __init__(self, spec: ModelSpec, device: str | None = "auto", half: bool | None = None) -> None:
+        torch = import_torch()  # first, so a missing torch is reported as such
         from .checkpoints import load_inspyrenet
         from .weights import checkpoint_path
 
-        torch = import_torch()
         self.spec, self.name = spec, spec.name
         extra = spec.extra
         self.mode = extra.get("mode", "base")

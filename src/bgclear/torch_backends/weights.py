@@ -9,6 +9,7 @@ from pathlib import Path
 from ..errors import ModelError, ModelNotFoundError
 from ..models.registry import IMAGENET_MEAN, IMAGENET_STD, TORCH_MODELS, ModelSpec, save_user_model
 from ..models.store import model_path, sha256_file
+from .device import import_torch
 
 #: Registering the first name also registers the others with the same weights.
 COMPANIONS = {"inspyrenet": ("inspyrenet-hr",)}
@@ -96,6 +97,7 @@ def add_local_model(
         if spec.extra["window"] < 4 * spec.extra["overlap"]:
             raise ModelError(f"window {spec.extra['window']} must be at least 4x the overlap {spec.extra['overlap']}")
         if check:
+            import_torch()
             from .vitmatte import load_vitmatte
 
             load_vitmatte(weights.parent)
@@ -110,6 +112,7 @@ def add_local_model(
         extra.setdefault("base_size", 384 if extra["mode"] == "fast" else 1024)
         spec = _entry(name, "segmenter", "inspyrenet", path, template, description, extra)
         if check:
+            import_torch()
             from .checkpoints import load_inspyrenet
 
             load_inspyrenet(path)
