@@ -195,7 +195,8 @@ def test_res2net_checkpoint_round_trip(tmp_path):
     torch.save({f"module.{k}": v for k, v in sd.items()}, tmp_path / "latest.pth")
     loaded, arch = load_inspyrenet(tmp_path / "latest.pth", (64, 64))
     assert arch == {"backbone": "res2net", "layers": (3, 4, 6, 3), "depth": 64}
-    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in sd.items())
+    got = loaded.state_dict()
+    assert set(got) == set(sd) and all(torch.equal(got[k], v) for k, v in sd.items())
     with torch.inference_mode():
         out = loaded.predict(torch.randn(1, 3, 64, 96))
     assert out.shape == (1, 1, 64, 96) and float(out.min()) >= 0 and float(out.max()) <= 1
