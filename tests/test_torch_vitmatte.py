@@ -100,13 +100,18 @@ def test_mismatched_checkpoint_is_refused(folders, tmp_path):
         load_vitmatte(tmp_path / "nowhere")
 
 
-def test_inputs_match_the_reference_image_processor():
+def reference_processor():
+    """transformers' own ViTMatte preprocessing (the PIL/numpy variant needs no torchvision)."""
     try:
         from transformers.models.vitmatte.image_processing_pil_vitmatte import VitMatteImageProcessorPil as Proc
     except ImportError:
         from transformers import VitMatteImageProcessor as Proc
+    return Proc()
+
+
+def test_inputs_match_the_reference_image_processor():
     rgb, trimap, _ = ring_scene(75, 101)
-    ref = Proc()(images=rgb, trimaps=trimap, return_tensors="pt")["pixel_values"]
+    ref = reference_processor()(images=rgb, trimaps=trimap, return_tensors="pt")["pixel_values"]
     ours = vitmatte_inputs(rgb, trimap)
     assert ours.shape == ref.shape == (1, 4, 96, 128)
     assert torch.allclose(ours, ref.float(), atol=1e-6)
@@ -114,13 +119,11 @@ def test_inputs_match_the_reference_image_processor():
 
 def test_one_window_equals_the_reference_forward(folders):
     """Window larger than the image: one pass, identical to transformers on processor inputs."""
-    from transformers.models.vitmatte.image_processing_pil_vitmatte import VitMatteImageProcessorPil
-
     rgb, trimap, coarse = ring_scene(150, 190)
     refiner = VitMatteRefiner(folders["global"], device="cpu", window=512, overlap=128)  # one 256 px tile
     alpha = refiner.refine(rgb, trimap, coarse)
     model = transformers.VitMatteForImageMatting.from_pretrained(str(folders["global"])).eval()
-    x = VitMatteImageProcessorPil()(images=rgb, trimaps=trimap, return_tensors="pt")["pixel_values"]
+    x = reference_processor()(images=rgb, trimaps=trimap, return_tensors="pt")["pixel_values"].float()
     with torch.inference_mode():
         want = model(pixel_values=x).alphas[0, 0, :150, :190].numpy()
     band = trimap == UNKNOWN
