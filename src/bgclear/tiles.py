@@ -68,3 +68,25 @@ def upsample_region(low: np.ndarray, full_size: tuple[int, int], rows: slice, co
     m = np.float32([[sx, 0, (cols.start + 0.5) * sx - 0.5], [0, sy, (rows.start + 0.5) * sy - 0.5]])
     size = (cols.stop - cols.start, rows.stop - rows.start)
     return cv2.warpAffine(low, m, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+
+
+def sample_at(low: np.ndarray, full_size: tuple[int, int], ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """Bilinear values of a low-resolution map at full-resolution pixel positions.
+
+    ``low`` float32 (h, w[, c]) covering the whole image; ``full_size`` (W, H);
+    ``ys``, ``xs`` int arrays (N,) of full-resolution pixels. Returns (N[, c]),
+    equal to ``cv2.resize(low, full_size)[ys, xs]`` without the full-size map, so
+    the cost follows the number of pixels asked for.
+    """
+    sx = low.shape[1] / full_size[0]
+    sy = low.shape[0] / full_size[1]
+    map_x = ((xs.astype(np.float32) + 0.5) * sx - 0.5).reshape(-1, 1)
+    map_y = ((ys.astype(np.float32) + 0.5) * sy - 0.5).reshape(-1, 1)
+    channels = 1 if low.ndim == 2 else low.shape[2]
+    out = np.empty((len(xs), channels), np.float32)
+    # cv2.remap takes at most 4 channels at a time.
+    for start in range(0, channels, 4):
+        part = low[..., start : start + 4] if low.ndim == 3 else low
+        sampled = cv2.remap(np.ascontiguousarray(part), map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        out[:, start : start + 4] = sampled.reshape(len(xs), -1)
+    return out[:, 0] if low.ndim == 2 else out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..tiles import band_tiles, upsample_region, working_scale
+from ..tiles import sample_at, working_scale
 from ..trimap import UNKNOWN
 from . import known_alpha
 
@@ -76,11 +76,10 @@ class GuidedRefiner:
 
     name = "guided"
 
-    def __init__(self, radius_fraction: float = 0.008, eps: float = 1e-3, working_side: int = 1024, tile: int = 512) -> None:
+    def __init__(self, radius_fraction: float = 0.008, eps: float = 1e-3, working_side: int = 1024) -> None:
         self.radius_fraction = radius_fraction
         self.eps = eps
         self.working_side = working_side
-        self.tile = tile
 
     def refine(self, rgb: np.ndarray, trimap: np.ndarray, coarse: np.ndarray) -> np.ndarray:
         h, w = trimap.shape
@@ -96,10 +95,10 @@ class GuidedRefiner:
             low_rgb, low_alpha = rgb, alpha
         radius = max(2, int(round(self.radius_fraction * max(low_size))))
         coefficients = guided_coefficients(low_rgb.astype(np.float32) / 255.0, low_alpha, radius, self.eps)
-        for rows, cols, _, _ in band_tiles(unknown, self.tile):
-            guide = rgb[rows, cols].astype(np.float32) * (1.0 / 255.0)
-            coef = coefficients[rows, cols] if factor == 1 else upsample_region(coefficients, (w, h), rows, cols)
-            filtered = np.clip(apply_coefficients(coef, guide), 0.0, 1.0)
-            mask = unknown[rows, cols]
-            alpha[rows, cols][mask] = filtered[mask]
+        # Apply the coefficients at each unknown native pixel only: cost follows the band.
+        ys, xs = np.nonzero(unknown)
+        coef = coefficients[ys, xs] if factor == 1 else sample_at(coefficients, (w, h), ys, xs)
+        guide = rgb[ys, xs].astype(np.float32) * (1.0 / 255.0)
+        values = np.einsum("ni,ni->n", coef[:, :3], guide) + coef[:, 3]
+        alpha[ys, xs] = np.clip(values, 0.0, 1.0)
         return alpha
