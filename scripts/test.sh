@@ -9,6 +9,10 @@ PYTHON=${PYTHON:-python3}
 # resolving it together with other packages could pull a multi-GB CUDA build.
 .venv/bin/python -m pip install --quiet --disable-pip-version-check 'torch==2.13.0'
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[server,matting,torch,test]'
+# Reference implementations the torch tests compare against: transparent-background's network
+# code only (--no-deps: its declared deps would pull torchvision and a second OpenCV) and kornia.
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps 'transparent-background==1.3.4'
+.venv/bin/python -m pip install --quiet --disable-pip-version-check 'kornia==0.9.0'
 .venv/bin/bgclear models pull u2netp
 if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \

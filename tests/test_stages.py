@@ -130,3 +130,18 @@ def test_upsample_probability_geometry(w, h, tw, th):
     out = upsample_probability(prob, (tw, th))
     assert out.shape == (th, tw) and out.dtype == np.float32
     assert out.min() >= 0 and out.max() <= 1
+
+
+def test_sample_at_matches_a_full_resize_without_building_it():
+    import cv2
+
+    from bgclear.tiles import sample_at, upsample_region
+
+    low = np.random.default_rng(0).random((40, 60, 6)).astype(np.float32)
+    full = (3000, 2000)
+    ref = np.dstack([cv2.resize(low[..., :3], full), cv2.resize(low[..., 3:], full)])
+    rng = np.random.default_rng(1)
+    ys, xs = rng.integers(0, 2000, 50_000), rng.integers(0, 3000, 50_000)  # more than remap's 32767 limit
+XX
+    region = upsample_region(low[..., :4], full, slice(100, 300), slice(50, 400))
+    np.testing.assert_allclose(region, cv2.resize(low[..., :4], full)[100:300, 50:400], atol=1e-4)

@@ -20,13 +20,32 @@ def make_segmenter(name_or_spec: str | ModelSpec, device: str = "cpu") -> Segmen
     if spec.kind != "segmenter":
         raise ModelError(f"model {spec.name!r} is a {spec.kind}, not a segmenter")
     if spec.backend == "onnx":
-        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device.startswith("cuda") else None
-        return OnnxSegmenter(spec, providers=providers)
+        return OnnxSegmenter(spec, providers=onnx_providers(device))
     if spec.backend == "inspyrenet":
         from .torch_backends.segmenter import InSPyReNetSegmenter  # imports torch only now
 
         return InSPyReNetSegmenter(spec, device=device)
     raise ModelError(f"model {spec.name!r} needs backend {spec.backend!r}, which this install does not provide")
+
+
+def onnx_providers(device: str) -> list[str]:
+    """onnxruntime providers for ``device`` (auto, cpu, cuda, cuda:N); a GPU that is not usable is an error."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if device == "auto":
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"] if "CUDAExecutionProvider" in available else ["CPUExecutionProvider"]
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    if device.startswith("cuda"):
+        if "CUDAExecutionProvider" not in available:
+            raise ModelError(
+                f"--device {device} asked for a GPU, but this onnxruntime has no CUDA provider "
+                f"(available: {', '.join(available)}); install onnxruntime-gpu or use --device cpu"
+            )
+        index = device.partition(":")[2] or "0"
+        return [("CUDAExecutionProvider", {"device_id": int(index)}), "CPUExecutionProvider"]  # type: ignore[list-item]
+    raise ModelError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")
 
 
 def refiner_names() -> list[str]:

@@ -50,7 +50,7 @@ def main(verbose: int) -> None:
 @click.option("--mask", is_flag=True, help="Write the alpha matte alone (greyscale PNG).")
 @click.option("--segmenter", default=DEFAULT_SEGMENTER, show_default=True, help="Segmentation model (bgclear models list).")
 @click.option("--refiner", default=DEFAULT_REFINER, show_default=True, help=f"Edge refinement: {', '.join(refiner_names())}.")
-@click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N (a GPU that is not usable is an error).")
 @click.option("-j", "--workers", type=int, default=1, show_default=True, help="Images processed at once (folders).")
 @click.option("--skip-existing/--overwrite", default=False, help="Skip inputs whose output already exists.")
 @click.option("--quality", type=int, default=92, show_default=True, help="JPG/WebP quality.")
@@ -159,6 +159,55 @@ def models_path(name: str) -> None:
         click.echo(str(model_path(get_model(name))))
     except ModelError as exc:
         _fail(str(exc))
+
+
+@models_group.command("add")
+@click.argument("name")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--backend", type=click.Choice(["inspyrenet", "vitmatte", "onnx"]),
+              help="Default: a folder -> vitmatte, .onnx -> onnx, otherwise inspyrenet.")
+@click.option("--mode", type=click.Choice(["base", "fast", "pyramid"]), help="InSPyReNet inference mode.")
+@click.option("--base-size", type=int,
+              help="Side the InSPyReNet weights were trained at: 1024 (ckpt_base.pth), 384 (ckpt_fast.pth).")
+@click.option("--window", type=int, help="ViTMatte window side in px (default 1024).")
+@click.option("--overlap", type=int, help="ViTMatte context margin in px (default 128).")
+@click.option("--no-check", is_flag=True, help="Register without loading the weights.")
+def models_add(name, path, backend, mode, base_size, window, overlap, no_check) -> None:
+    """Register a local checkpoint under NAME: checks that it loads and records its sha256."""
+    from .torch_backends import add_local_model
+
+    try:
+        specs = add_local_model(name, path, backend, mode=mode, base_size=base_size, window=window, overlap=overlap,
+                                check=not no_check)
+    except ModelError as exc:
+        _fail(str(exc))
+    for spec in specs:
+        click.echo(f"{spec.name}: {spec.kind} ({spec.backend}) {spec.extra['path']} sha256 {spec.sha256[:12]}")
+
+
+@main.command("doctor")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def doctor(device: str, as_json: bool) -> None:
+    """What this install can run: packages, torch/CUDA, the chosen device, installed models."""
+    from .torch_backends import doctor_report
+
+    report = doctor_report(device)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    t = report["torch"]
+    click.echo(f"python {report['python']} on {report['platform']}; onnxruntime providers {report['onnxruntime_providers']}")
+    if not t["installed"]:
+        click.echo(f"torch: not installed ({t['hint']})")
+    else:
+        problem = f" ({t['cuda_problem']})" if t["cuda_problem"] else ""
+        click.echo(f"torch {t['version']} (CUDA build {t['cuda_build']}): CUDA usable {t['cuda_available']}{problem}")
+        for d in t["devices"]:
+            click.echo(f"  cuda:{d['index']} {d['name']} {d['memory_gib']} GiB sm_{d['capability']}")
+        click.echo(f"--device {device} -> {t['chosen_device'] or t['device_error']}")
+    for m in report["models"]:
+        click.echo(f"  {m['name']:<16} {m['kind']:<9} {m['backend']:<10} {'installed' if m['installed'] else 'not installed'}")
 
 
 # --- serve --------------------------------------------------------------------

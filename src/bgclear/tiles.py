@@ -80,13 +80,20 @@ def sample_at(low: np.ndarray, full_size: tuple[int, int], ys: np.ndarray, xs: n
     """
     sx = low.shape[1] / full_size[0]
     sy = low.shape[0] / full_size[1]
-    map_x = ((xs.astype(np.float32) + 0.5) * sx - 0.5).reshape(-1, 1)
-    map_y = ((ys.astype(np.float32) + 0.5) * sy - 0.5).reshape(-1, 1)
+    n = len(xs)
+    # cv2.remap wants maps under 32767 on each side: lay the N positions out as rows of 4096.
+    width = 4096
+    rows = max(1, -(-n // width))
+    map_x = np.zeros(rows * width, np.float32)
+    map_y = np.zeros(rows * width, np.float32)
+    map_x[:n] = (xs.astype(np.float32) + 0.5) * sx - 0.5
+    map_y[:n] = (ys.astype(np.float32) + 0.5) * sy - 0.5
+    map_x = map_x.reshape(rows, width)
+    map_y = map_y.reshape(rows, width)
     channels = 1 if low.ndim == 2 else low.shape[2]
-    out = np.empty((len(xs), channels), np.float32)
-    # cv2.remap takes at most 4 channels at a time.
-    for start in range(0, channels, 4):
+    out = np.empty((n, channels), np.float32)
+    for start in range(0, channels, 4):  # cv2.remap takes at most 4 channels at a time
         part = low[..., start : start + 4] if low.ndim == 3 else low
         sampled = cv2.remap(np.ascontiguousarray(part), map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        out[:, start : start + 4] = sampled.reshape(len(xs), -1)
+        out[:, start : start + 4] = sampled.reshape(rows * width, -1)[:n]
     return out[:, 0] if low.ndim == 2 else out
