@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 
 import click
 
@@ -16,6 +18,8 @@ from .config import (DEFAULT_HOST, DEFAULT_MAX_BYTES, DEFAULT_PORT, DEFAULT_QUEU
                      ServerSettings)
 
 log = logging.getLogger("bgclear.server")
+#: Seconds a stopping server waits for cutouts in flight before it cancels them.
+SHUTDOWN_GRACE_S = 30
 
 
 def _check_models(segmenter: str, refiner: str) -> None:
@@ -62,9 +66,19 @@ def run_server(
              host, port, settings.max_concurrency, settings.queue_size, max_bytes / 1e6, max_pixels / 1e6)
     config = uvicorn.Config(
         create_app(settings), host=host, port=port, log_level=log_level, log_config=None,
-        access_log=False, timeout_graceful_shutdown=10,
+        access_log=False, timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
     )
+    # On SIGTERM/SIGINT uvicorn stops accepting connections, lets requests in flight finish
+    # (up to SHUTDOWN_GRACE_S), then re-raises the signal to the handler found at start-up.
+    # With Python's default handlers that kills the process (exit -15) or prints a
+    # KeyboardInterrupt; a handler that only notes the signal makes a clean stop exit 0.
+    stopped_by: list[int] = []
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda signum, _frame: stopped_by.append(signum))
     uvicorn.Server(config).run()
+    if stopped_by:
+        log.info("stopped by %s after finishing the requests in flight", signal.Signals(stopped_by[0]).name)
 
 
 @click.command("serve")
