@@ -207,6 +207,7 @@ def main() -> None:
     finally:
         server.stop()
 
+    results["load_avg_at_end"] = os.getloadavg()
     print(json.dumps(results, indent=2))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
