@@ -339,6 +339,42 @@ def test_page_is_served_with_the_privacy_note(client: httpx.Client) -> None:
         assert not external.search(a.text), asset
 
 
+# ---- every input format, under the privacy guard below --------------------------
+
+#: Accepted formats (a cutout) and images the server refuses (415): all uploaded under
+#: the audit hook, with a distinctive file name that must not reach the log.
+FORMAT_UPLOADS = {
+    "JPEG": ({"quality": 90}, 200), "PNG": ({}, 200), "WEBP": ({"quality": 90}, 200),
+    "WEBP-lossless": ({"lossless": True}, 200), "PNG-RGBA": ({}, 200),
+    "TIFF": ({}, 415), "BMP": ({}, 415), "GIF": ({}, 415),
+}
+SECRET_NAME = "secret-holiday-{}.img"
+
+
+@pytest.mark.parametrize("fmt", list(FORMAT_UPLOADS))
+def test_every_format_is_processed_in_memory(client: httpx.Client, fmt: str) -> None:
+    save, status = FORMAT_UPLOADS[fmt]
+    kind = fmt.split("-")[0]
+    img = Image.open(io.BytesIO(disc_image(W, H, "PNG")))
+    if fmt == "PNG-RGBA":
+        img = img.convert("RGBA")
+    elif kind == "GIF":
+        img = img.convert("P")
+    buf = io.BytesIO()
+    img.save(buf, kind, **save)
+    data = buf.getvalue()
+    for how in ("multipart", "raw"):
+        if how == "multipart":
+            r = client.post("/v1/remove", files={"image_file": (SECRET_NAME.format(fmt), data)})
+        else:
+            r = client.post("/v1/remove", content=data, headers={"Content-Disposition": f'attachment; filename="{SECRET_NAME.format(fmt)}"'})
+        assert r.status_code == status, r.text
+        if status == 200:
+            assert image_of(r).mode == "RGBA" and image_of(r).size == (W, H)
+        else:
+            assert r.json()["error"]["code"] == "unsupported_format"
+
+
 # ---- privacy: last, so it also covers every upload above -----------------------
 
 def test_no_upload_reaches_the_disk(client: httpx.Client, server, watched: dict[str, Path]) -> None:
@@ -352,3 +388,8 @@ def test_no_upload_reaches_the_disk(client: httpx.Client, server, watched: dict[
     log = server.log()
     assert "AUDIT-WRITE" not in log, [line for line in log.splitlines() if "AUDIT-WRITE" in line]
     assert "photo.png" not in log  # the uploaded file name is never logged
+    assert "secret-holiday" not in log
+    # No pixel data either: no run of the uploads' bytes, raw, hex or base64, appears in the log.
+    sample = disc_image(W, H, "PNG")[100:124]
+    assert base64.b64encode(sample).decode() not in log and sample.hex() not in log
+    assert not re.search(r"[A-Za-z0-9+/]{200,}", log), "a long base64-like run in the server log"
