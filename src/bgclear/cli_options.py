@@ -1,0 +1,90 @@
+"""The cutout options shared by ``bgclear remove`` and ``bgclear batch``.
+
+One decorator declares them and one function turns them into a
+:class:`~bgclear.batch.BatchJob`, so the two commands cannot drift apart: an
+option added here is accepted by both and means the same thing in both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from .backends import DEFAULT_REFINER, refiner_names
+from .batch import BatchJob
+from .compose import Shadow, parse_color
+from .errors import InputError
+from .models.registry import DEFAULT_SEGMENTER
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: The keyword names these options give the command function, in declaration order.
+CUTOUT_OPTION_NAMES = (
+    "fmt", "background", "shadow", "shadow_opacity", "shadow_offset", "shadow_blur", "crop", "crop_margin",
+    "mask", "segmenter", "refiner", "device", "quality",
+)
+
+_OPTIONS = (
+    click.option("-f", "--format", "fmt", type=click.Choice(["png", "jpg", "webp"]), default=None,
+                 help="Output format [png; jpg when a background colour is set and the output name says so]."),
+    click.option("-b", "--background", "--bg", default="transparent", show_default=True,
+                 help="transparent, white, black or #rrggbb."),
+    click.option("--shadow/--no-shadow", default=False, help="Soft drop shadow under the subject."),
+    click.option("--shadow-opacity", type=float, default=0.15, show_default=True),
+    click.option("--shadow-offset", type=(float, float), default=(0.01, 0.015), show_default=True,
+                 help="x y offset as fractions of the long edge."),
+    click.option("--shadow-blur", type=float, default=0.015, show_default=True,
+                 help="Blur as a fraction of the long edge."),
+    click.option("--crop/--no-crop", default=False, help="Trim to the subject."),
+    click.option("--crop-margin", default="2%", show_default=True, help="Margin around the crop: px or N%."),
+    click.option("--mask", is_flag=True, help="Write the alpha matte alone (greyscale PNG)."),
+    click.option("--segmenter", default=DEFAULT_SEGMENTER, show_default=True,
+                 help="Segmentation model (bgclear models list)."),
+    click.option("--refiner", default=DEFAULT_REFINER, show_default=True,
+                 help=f"Edge refinement: {', '.join(refiner_names())}."),
+    click.option("--device", default="auto", show_default=True,
+                 help="auto, cpu, cuda or cuda:N (a GPU that is not usable is an error)."),
+    click.option("--quality", type=int, default=92, show_default=True, help="JPG/WebP quality."),
+)
+
+
+def cutout_options(fn: F) -> F:
+    """Add every cutout option (format, background, shadow, crop, mask, models, quality) to a click command."""
+    for option in reversed(_OPTIONS):
+        fn = option(fn)
+    return fn
+
+
+def infer_format(fmt: str | None, mask: bool, output: Path | None = None, single_file: bool = False) -> str:
+    """The output format: ``-f`` when given; a mask is PNG; one file's ``-o`` suffix; else PNG."""
+    if fmt is not None:
+        return fmt
+    if mask:
+        return "png"
+    if output is not None and single_file and output.suffix.lower() in (".jpg", ".jpeg", ".webp", ".png"):
+        return "jpg" if output.suffix.lower() in (".jpg", ".jpeg") else output.suffix.lower().lstrip(".")
+    return "png"
+
+
+def job_from_options(options: dict[str, Any], fmt: str) -> BatchJob:
+    """A :class:`BatchJob` from the keyword arguments :func:`cutout_options` declared.
+
+    ``options`` may hold other keys (the command's own); they are ignored. Raises
+    :class:`click.BadParameter` for a colour that does not parse, before any work starts.
+    """
+    try:
+        parse_color(options["background"])
+    except InputError as exc:
+        raise click.BadParameter(exc.message, param_hint="'--background'") from None
+    shadow = None
+    if options["shadow"]:
+        offset_x, offset_y = options["shadow_offset"]
+        shadow = Shadow(options["shadow_opacity"], offset_x, offset_y, options["shadow_blur"])
+    return BatchJob(
+        segmenter=options["segmenter"], refiner=options["refiner"], device=options["device"],
+        background=options["background"], shadow=shadow, crop=options["crop"], crop_margin=options["crop_margin"],
+        mask=options["mask"], fmt=fmt, quality=options["quality"],
+    )
