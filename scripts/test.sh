@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set-up command 2: install the test extras (PyTorch CPU build, Playwright, Debian's
+# Set-up command 2: install the test extras (PyTorch CPU build, Ray, Playwright, Debian's
 # chromium when run as root), fetch the small U2NetP model, run the test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,7 +8,7 @@ PYTHON=${PYTHON:-python3}
 # torch==2.13.0 first, on its own: it is the CPU build this machine keeps on disk;
 # resolving it together with other packages could pull a multi-GB CUDA build.
 .venv/bin/python -m pip install --quiet --disable-pip-version-check 'torch==2.13.0'
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[server,matting,torch,test]'
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[server,matting,torch,ray,test]'
 # Reference implementations the torch tests compare against: transparent-background's network
 # code only (--no-deps: its declared deps would pull torchvision and a second OpenCV) and kornia.
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps 'transparent-background==1.3.4'

@@ -230,6 +230,15 @@ def _add_serve() -> None:
 _add_serve()
 
 
+def _add_batch() -> None:
+    from .distributed import batch_command  # Ray itself is imported only when a batch runs on it
+
+    main.add_command(batch_command, "batch")
+
+
+_add_batch()
+
+
 # --- eval ---------------------------------------------------------------------
 
 @main.command("eval")
