@@ -140,3 +140,16 @@ def test_cli_models_list_and_path():
     assert r.returncode == 0 and "isnet" in r.stdout and "u2netp" in r.stdout
     r = run_cli("models", "path", "u2netp")
     assert r.returncode == 0 and r.stdout.strip().endswith("u2netp.onnx")
+
+
+def test_jpg_of_a_transparent_cutout_keeps_the_shadow(small_session):
+    img = composite(soft_disc(400, 300, radius_frac=0.25), fg=(200, 30, 30), bg=(235, 235, 235), noise=1)
+    plain = np.asarray(Image.open(io.BytesIO(remove(img, session=small_session).encode("jpg"))))
+    cut = remove(img, session=small_session, shadow=True)
+    shadowed = np.asarray(Image.open(io.BytesIO(cut.encode("jpg"))))
+    assert plain.shape == shadowed.shape == (300, 400, 3)
+    # Where only the shadow covers the background, it darkens the white flattening.
+    only_shadow = np.where(cut.alpha < 0.01, cut.pixels[..., 3], 0)
+    y, x = np.unravel_index(np.argmax(only_shadow), only_shadow.shape)
+    assert only_shadow[y, x] > 20
+    assert shadowed[y, x].mean() < plain[y, x].mean() - 10

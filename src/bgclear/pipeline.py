@@ -93,9 +93,7 @@ class Cutout:
                 l, t, r, b = self.crop_box
                 pixels = pixels[t:b, l:r]
         elif normalise_format(fmt) == "jpg" and self.pixels.shape[-1] == 4:
-            pixels, _ = compose_stage.compose(
-                self.foreground, self.alpha, background=(255, 255, 255), crop=False
-            ) if self.crop_box is None else (self._flatten_white(), None)
+            pixels = self._flatten_white()  # keeps whatever compose added (shadow, crop)
         else:
             pixels = self.pixels
         data = encode(pixels, fmt, quality=quality)
