@@ -406,6 +406,25 @@ def _environment(**values: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def _loopback_node() -> Iterator[None]:
+    """Make Ray pick 127.0.0.1 as this node's address, as it does on macOS and Windows.
+
+    Ray on Linux turns even an explicit 127.0.0.1 into the host's network address and
+    then listens on every interface. Its switch for single-machine Ray is read once, at
+    import: the environment variable covers the processes Ray starts, and the module
+    constant covers this one when Ray was imported before.
+    """
+    from ray._private import ray_constants
+
+    saved = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved
+
+
+@contextlib.contextmanager
 def ray_connection(address: str | None, cpus: int, verbose: bool = False) -> Iterator[str]:
     """Connect to the cluster at ``address``, or start an embedded Ray sized to ``cpus``; yields the address used.
 
@@ -423,7 +442,7 @@ def ray_connection(address: str | None, cpus: int, verbose: bool = False) -> Ite
     if address is None or address == "local":
         temp_dir = tempfile.mkdtemp(prefix="bgray-", dir="/tmp" if os.path.isdir("/tmp") else None)  # short: socket paths
         try:
-            with _environment(RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0"):
+            with _environment(RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0"), _loopback_node():
                 ray.init(address="local", num_cpus=cpus, object_store_memory=EMBEDDED_OBJECT_STORE_BYTES,
                          include_dashboard=False, log_to_driver=verbose, logging_level=log_level,
                          _temp_dir=temp_dir)
