@@ -110,3 +110,24 @@ def test_without_torch_the_error_says_how_to_install(tmp_path):
                          env={"BGCLEAR_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
     assert out.returncode == 0, out.stderr
     assert "pip install 'bgclear[torch]'" in out.stdout
+
+
+def test_reduced_precision_guard_reruns_in_fp32_once_it_sees_non_finite_values(caplog):
+    torch = pytest.importorskip("torch")
+    from types import SimpleNamespace
+
+    from bgclear.torch_backends.device import run_guarded
+
+    owner = SimpleNamespace(device=torch.device("cpu"), half=True)
+    calls = []
+
+    def forward():
+        calls.append(owner.half)
+        return torch.tensor([float("nan"), 1.0]) if owner.half else torch.tensor([0.5, 1.0])
+
+    with caplog.at_level("WARNING", logger="bgclear"):
+        out = run_guarded(owner, forward, "segmenter test")
+    assert out.tolist() == [0.5, 1.0] and calls == [True, False] and owner.half is False
+    assert "non-finite" in caplog.text
+    calls.clear()
+    assert run_guarded(owner, forward, "segmenter test").tolist() == [0.5, 1.0] and calls == [False]

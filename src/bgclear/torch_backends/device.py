@@ -73,14 +73,48 @@ def describe(device) -> str:
 
 
 def default_half(device) -> bool:
-    """fp16 autocast by default on CUDA (both networks were checked against fp32 by
-    benchmarks/gpu_check.py); ``BGCLEAR_FP16=0`` turns it off."""
+    """Reduced-precision autocast by default on CUDA; ``BGCLEAR_FP16=0`` turns it off.
+
+    benchmarks/gpu_check.py compares both networks against fp32 on the CPU.
+    """
     return device.type == "cuda" and os.environ.get("BGCLEAR_FP16", "1") != "0"
 
 
-def autocast(device, half: bool):
-    """fp16 autocast on CUDA when ``half``; a no-op context otherwise (CPU stays fp32)."""
+def half_dtype(device):
+    """bfloat16 where the GPU has it, else float16.
+
+    bfloat16 keeps float32's exponent range: on an H100, InSPyReNet (Swin-B)
+    under float16 autocast overflowed to NaN, while bfloat16 stayed within the
+    tolerance of the fp32 reference (benchmarks/gpu_check.py, docs/BENCHMARKS.md).
+    """
+    torch = import_torch()
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float16
+
+
+def autocast(device, half: bool, dtype=None):
+    """Reduced-precision autocast on CUDA when ``half`` (``dtype`` or :func:`half_dtype`);
+    a no-op context otherwise (the CPU stays fp32)."""
     torch = import_torch()
     if half and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.float16)
+        return torch.autocast("cuda", dtype=dtype or half_dtype(device))
     return contextlib.nullcontext()
+
+
+def run_guarded(owner, fn, what: str):
+    """``fn()`` under ``owner.half`` autocast on ``owner.device``; if reduced precision
+    gives non-finite values, warn, switch ``owner.half`` off for good and rerun in fp32.
+
+    Overflow depends on the weights and the input, so a model that overflowed once
+    will do so again: staying in fp32 afterwards avoids paying for two passes.
+    """
+    torch = import_torch()
+    with autocast(owner.device, owner.half):
+        out = fn()
+    if owner.half and not bool(torch.isfinite(out).all()):
+        log.warning("%s gave non-finite values under %s autocast on %s; running it in fp32 from now on",
+                    what, str(half_dtype(owner.device)).replace("torch.", ""), describe(owner.device))
+        owner.half = False
+        out = fn()
+    return out

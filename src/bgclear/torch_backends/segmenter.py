@@ -21,7 +21,7 @@ from PIL import Image
 
 from ..errors import ModelError
 from ..models.registry import ModelSpec
-from .device import autocast, default_half, describe, import_torch, resolve_device
+from .device import default_half, describe, import_torch, resolve_device, run_guarded
 
 log = logging.getLogger("bgclear")
 
@@ -73,7 +73,7 @@ class InSPyReNetSegmenter:
         self._lock = threading.Lock()
         self._torch = torch
         log.info("loaded segmenter %s (InSPyReNet %s, %s mode, base %d) from %s on %s%s", spec.name,
-                 self.arch["backbone"], self.mode, side, path, describe(self.device), " fp16" if self.half else "")
+                 self.arch["backbone"], self.mode, side, path, describe(self.device), " with reduced-precision autocast" if self.half else "")
 
     def predict(self, rgb: np.ndarray) -> np.ndarray:
         """uint8 (H, W, 3) -> float32 (h, w) in 0..1 at the model's working resolution."""
@@ -82,9 +82,8 @@ class InSPyReNetSegmenter:
         lr = to_tensor(rgb, (self.base_size[1], self.base_size[0])).to(self.device)
         hr_w, hr_h = hr_size(w, h, self.hr_side)
         blend = self.mode == "pyramid" and min(hr_w, hr_h) > self.threshold
-        with self._lock, torch.inference_mode(), autocast(self.device, self.half):
-            if blend:
-                prob = self.model.predict_blended(to_tensor(rgb, (hr_w, hr_h)).to(self.device), lr)
-            else:
-                prob = self.model.predict(lr)
+        hr = to_tensor(rgb, (hr_w, hr_h)).to(self.device) if blend else None
+        with self._lock, torch.inference_mode():
+            prob = run_guarded(self, lambda: self.model.predict_blended(hr, lr) if blend else self.model.predict(lr),
+                               f"segmenter {self.name}")
         return prob[0, 0].float().cpu().numpy()

@@ -23,7 +23,7 @@ from ..errors import ModelError
 from ..matte import known_alpha
 from ..tiles import band_tiles
 from ..trimap import UNKNOWN
-from .device import autocast, default_half, describe, import_torch, resolve_device
+from .device import default_half, describe, import_torch, resolve_device, run_guarded
 
 log = logging.getLogger("bgclear")
 
@@ -126,7 +126,7 @@ class VitMatteRefiner:
     """Refiner protocol (:class:`bgclear.matte.Refiner`) over a ViTMatte checkpoint folder.
 
     ``window``: side of the square the network sees (context included), ``overlap``:
-    context margin on each side (``window >= 4 * overlap``). ``half``: fp16 autocast,
+    context margin on each side (``window >= 4 * overlap``). ``half``: bf16 (fp16 where the GPU lacks bf16) autocast,
     default on for CUDA.
     """
 
@@ -142,15 +142,15 @@ class VitMatteRefiner:
         self.model = (model if model is not None else load_vitmatte(folder)).to(self.device).eval()
         self._lock = threading.Lock()
         log.info("loaded refiner %s (ViTMatte, %d px windows, %d px overlap) from %s on %s%s", name, window,
-                 overlap, folder, describe(self.device), " fp16" if self.half else "")
+                 overlap, folder, describe(self.device), " with reduced-precision autocast" if self.half else "")
 
     def predict_window(self, rgb: np.ndarray, trimap: np.ndarray) -> np.ndarray:
         """One network pass: uint8 (h, w, 3), uint8 (h, w) -> alpha float32 (h, w) in 0..1."""
         torch = self.torch
         h, w = trimap.shape
         x = vitmatte_inputs(rgb, trimap).to(self.device)
-        with self._lock, torch.inference_mode(), autocast(self.device, self.half):
-            out = self.model(pixel_values=x).alphas
+        with self._lock, torch.inference_mode():
+            out = run_guarded(self, lambda: self.model(pixel_values=x).alphas, f"refiner {self.name}")
         return out[0, 0, :h, :w].float().cpu().numpy()
 
     def refine(self, rgb: np.ndarray, trimap: np.ndarray, coarse: np.ndarray) -> np.ndarray:
