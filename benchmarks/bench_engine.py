@@ -33,11 +33,15 @@ def make_photo(source: Path, size: tuple[int, int], dest: Path) -> Path:
     return dest
 
 
-def run_one(path: Path, repeat: int, segmenter: str, refiner: str) -> dict:
-    """Runs inside the child process."""
+def run_one(path: Path, repeat: int, segmenter: str, refiner: str, numpy_hugepages: bool) -> dict:
+    """Runs inside the child process, set up as the CLI and the server set up theirs."""
     import resource
 
     from bgclear import Session
+    from bgclear.process import prefer_small_pages
+
+    if not numpy_hugepages:
+        prefer_small_pages()
 
     t = time.perf_counter()
     session = Session(segmenter=segmenter, refiner=refiner)
@@ -75,10 +79,12 @@ def main() -> None:
     ap.add_argument("--segmenter", default="isnet")
     ap.add_argument("--refiner", default="guided")
     ap.add_argument("--json", type=Path, help="write results here")
+    ap.add_argument("--numpy-hugepages", action="store_true",
+                    help="leave numpy's huge-page advice on (the library default; the CLI and server turn it off)")
     ap.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(run_one(args.child, args.repeat, args.segmenter, args.refiner)))
+        print(json.dumps(run_one(args.child, args.repeat, args.segmenter, args.refiner, args.numpy_hugepages)))
         return
     results = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -87,7 +93,8 @@ def main() -> None:
             photo = make_photo(args.source, (w, h), Path(tmp) / f"photo_{w}x{h}.jpg")
             out = subprocess.run(
                 [sys.executable, __file__, "--child", str(photo), "--repeat", str(args.repeat),
-                 "--segmenter", args.segmenter, "--refiner", args.refiner],
+                 "--segmenter", args.segmenter, "--refiner", args.refiner]
+                + (["--numpy-hugepages"] if args.numpy_hugepages else []),
                 capture_output=True, text=True, check=True,
             )
             res = json.loads(out.stdout.strip().splitlines()[-1])

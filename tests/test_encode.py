@@ -36,3 +36,14 @@ def test_unknown_format():
     assert normalise_format(".JPG") == "jpg"
     with pytest.raises(InputError):
         normalise_format("gif")
+
+
+@settings(max_examples=10, deadline=None)
+@given(h=st.integers(1, 1200), threads=st.integers(1, 6))
+def test_png_bytes_do_not_depend_on_the_thread_count(h, threads):
+    from bgclear.png import encode_png
+
+    arr = np.random.default_rng(h).integers(0, 256, (h, 17, 4), dtype=np.uint8)
+    one = encode_png(arr, threads=1)
+    assert encode_png(arr, threads=threads) == one
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(one))), arr)

@@ -146,3 +146,17 @@ def test_sample_at_matches_a_full_resize_without_building_it():
     np.testing.assert_allclose(sample_at(low, full, ys, xs), ref[ys, xs], atol=1 / 32 + 1e-3)
     region = upsample_region(low[..., :4], full, slice(100, 300), slice(50, 400))
     np.testing.assert_allclose(region, cv2.resize(low[..., :4], full)[100:300, 50:400], atol=1e-4)
+
+
+def test_prefer_small_pages_turns_numpy_huge_page_advice_off_unless_the_user_chose(monkeypatch):
+    import subprocess
+    import sys
+
+    code = ("import numpy, bgclear.process as p; from numpy._core.multiarray import _set_madvise_hugepage as s; "
+            "changed = p.prefer_small_pages(); print(changed, s(True))")  # s() returns the previous setting
+    env = {k: v for k, v in __import__("os").environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["True", "False"]
+    out = subprocess.run([sys.executable, "-c", code], env={**env, "NUMPY_MADVISE_HUGEPAGE": "1"},
+                         capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "True"]

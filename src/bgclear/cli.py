@@ -13,6 +13,7 @@ from . import __version__
 from .backends import DEFAULT_REFINER, refiner_names
 from .errors import BgclearError, InputError, ModelError
 from .models.registry import DEFAULT_SEGMENTER
+from .process import prefer_small_pages
 
 log = logging.getLogger("bgclear")
 
@@ -29,6 +30,7 @@ def main(verbose: int) -> None:
     """Remove the background from photos: full-resolution transparent PNGs."""
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    prefer_small_pages()
 
 
 # --- remove -------------------------------------------------------------------

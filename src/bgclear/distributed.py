@@ -239,6 +239,9 @@ class CutoutWorker:
     """
 
     def __init__(self, job: BatchJob, resume: bool = True, threads: int | None = None) -> None:
+        from .process import prefer_small_pages
+
+        prefer_small_pages()
         if threads:
             os.environ["BGCLEAR_THREADS"] = str(threads)
             import cv2

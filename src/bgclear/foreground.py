@@ -15,7 +15,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .tiles import sample_at, working_scale
+from .tiles import band_pixels, sample_at, working_scale
 
 
 def _blur(x: np.ndarray, radius: int) -> np.ndarray:
@@ -34,7 +34,15 @@ def _local_means(fg: np.ndarray, bg: np.ndarray, alpha: np.ndarray, radius: int)
 def _correct(image: np.ndarray, f: np.ndarray, b: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """One step from the local means towards image = a*F + (1-a)*B."""
     a = alpha[..., None]
-    return np.clip(f + a * (image - a * f - (1 - a) * b), 0, 1)
+    # f + a*(image - a*f - (1-a)*b), rearranged as f + a*((image - b) - a*(f - b))
+    # so that a 12 MP band needs two temporaries instead of seven.
+    shift = f - b
+    shift *= a
+    out = image - b
+    out -= shift
+    out *= a
+    out += f
+    return np.clip(out, 0, 1, out=out)
 
 
 def estimate_foreground(rgb: np.ndarray, alpha: np.ndarray, working_side: int = 1024) -> np.ndarray:
@@ -59,10 +67,10 @@ def estimate_foreground(rgb: np.ndarray, alpha: np.ndarray, working_side: int = 
     mean_f, mean_b = _local_means(low_image, low_image, low_alpha, wide)
     first_f = _correct(low_image, mean_f, mean_b, low_alpha)
     mean_f, mean_b = _local_means(first_f, mean_b, low_alpha, narrow)
-    ys, xs = np.nonzero(mixed)
+    flat, ys, xs = band_pixels(mixed)
     fb = np.dstack([mean_f, mean_b])
-    fb = fb[ys, xs] if factor == 1 else sample_at(fb, (w, h), ys, xs)
-    image = rgb[ys, xs].astype(np.float32) * (1.0 / 255.0)
-    f = _correct(image, fb[:, :3], fb[:, 3:], alpha[ys, xs])
-    out[ys, xs] = (f * 255.0 + 0.5).astype(np.uint8)
+    fb = fb.reshape(-1, 6)[flat] if factor == 1 else sample_at(fb, (w, h), ys, xs)
+    image = rgb.reshape(-1, 3)[flat].astype(np.float32) * (1.0 / 255.0)
+    f = _correct(image, fb[:, :3], fb[:, 3:], alpha.reshape(-1)[flat])
+    out.reshape(-1, 3)[flat] = (f * 255.0 + 0.5).astype(np.uint8)
     return out

@@ -18,6 +18,9 @@ import numpy as np
 
 _COLOUR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> PNG colour type (grey, grey+alpha, RGB, RGBA)
 _MIN_ROWS_PER_PIECE = 64
+# The cut points depend on the image alone, never on the machine's core count, so the
+# same cutout gives the same bytes on a laptop, a server and every batch worker.
+_PIECES = 8
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
@@ -39,7 +42,10 @@ def _filter_up(pixels: np.ndarray) -> np.ndarray:
 
 
 def encode_png(pixels: np.ndarray, level: int = 1, threads: int | None = None) -> bytes:
-    """uint8 (H, W), (H, W, 2), (H, W, 3) or (H, W, 4) -> PNG bytes (8-bit, no interlace)."""
+    """uint8 (H, W), (H, W, 2), (H, W, 3) or (H, W, 4) -> PNG bytes (8-bit, no interlace).
+
+    ``threads`` (default: the machine's cores) changes the speed, never the bytes.
+    """
     if pixels.dtype != np.uint8:
         raise TypeError(f"PNG pixels must be uint8, got {pixels.dtype}")
     channels = 1 if pixels.ndim == 2 else pixels.shape[2]
@@ -47,8 +53,8 @@ def encode_png(pixels: np.ndarray, level: int = 1, threads: int | None = None) -
         raise ValueError(f"cannot write {channels} channels to PNG")
     h, w = pixels.shape[:2]
     rows = _filter_up(np.ascontiguousarray(pixels))
-    threads = threads or min(4, os.cpu_count() or 1)
-    pieces = max(1, min(threads, h // _MIN_ROWS_PER_PIECE))
+    pieces = max(1, min(_PIECES, h // _MIN_ROWS_PER_PIECE))
+    threads = min(pieces, threads or os.cpu_count() or 1)
     bounds = np.linspace(0, h, pieces + 1).astype(int)
 
     def deflate(i: int) -> bytes:
@@ -56,10 +62,10 @@ def encode_png(pixels: np.ndarray, level: int = 1, threads: int | None = None) -
         body = comp.compress(rows[bounds[i] : bounds[i + 1]].data)
         return body + comp.flush(zlib.Z_FINISH if i == pieces - 1 else zlib.Z_SYNC_FLUSH)
 
-    if pieces == 1:
-        parts = [deflate(0)]
+    if threads == 1:
+        parts = [deflate(i) for i in range(pieces)]
     else:
-        with ThreadPoolExecutor(max_workers=pieces) as pool:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
             parts = list(pool.map(deflate, range(pieces)))
     adler = zlib.adler32(rows.data) & 0xFFFFFFFF
     stream = b"\x78\x01" + b"".join(parts) + struct.pack(">I", adler)

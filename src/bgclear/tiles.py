@@ -70,6 +70,18 @@ def upsample_region(low: np.ndarray, full_size: tuple[int, int], rows: slice, co
     return cv2.warpAffine(low, m, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
 
 
+def band_pixels(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Positions of the True pixels of a bool (H, W) mask: (flat, ys, xs), each int (N,).
+
+    ``flat`` indexes ``array.reshape(-1, ...)``; gathering and scattering through it is
+    several times cheaper than ``array[ys, xs]`` at 12-24 MP, and ``np.flatnonzero``
+    is about five times faster than the two-dimensional ``np.nonzero``.
+    """
+    flat = np.flatnonzero(mask)
+    ys, xs = np.divmod(flat, mask.shape[1])
+    return flat, ys, xs
+
+
 def sample_at(low: np.ndarray, full_size: tuple[int, int], ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
     """Bilinear values of a low-resolution map at full-resolution pixel positions.
 

@@ -38,8 +38,7 @@ class Refiner(Protocol):
 def known_alpha(trimap: np.ndarray, coarse: np.ndarray) -> np.ndarray:
     """Alpha that is 0/1 on known pixels and the coarse value on unknown ones (float32 (H, W))."""
     alpha = (trimap == FOREGROUND).astype(np.float32)
-    unknown = trimap == UNKNOWN
-    alpha[unknown] = coarse[unknown]
+    np.copyto(alpha, coarse, where=trimap == UNKNOWN)
     return alpha
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..tiles import sample_at, working_scale
+from ..tiles import band_pixels, sample_at, working_scale
 from ..trimap import UNKNOWN
 from . import known_alpha
 
@@ -96,9 +96,9 @@ class GuidedRefiner:
         radius = max(2, int(round(self.radius_fraction * max(low_size))))
         coefficients = guided_coefficients(low_rgb.astype(np.float32) / 255.0, low_alpha, radius, self.eps)
         # Apply the coefficients at each unknown native pixel only: cost follows the band.
-        ys, xs = np.nonzero(unknown)
-        coef = coefficients[ys, xs] if factor == 1 else sample_at(coefficients, (w, h), ys, xs)
-        guide = rgb[ys, xs].astype(np.float32) * (1.0 / 255.0)
+        flat, ys, xs = band_pixels(unknown)
+        coef = coefficients.reshape(-1, 4)[flat] if factor == 1 else sample_at(coefficients, (w, h), ys, xs)
+        guide = rgb.reshape(-1, 3)[flat].astype(np.float32) * (1.0 / 255.0)
         values = np.einsum("ni,ni->n", coef[:, :3], guide) + coef[:, 3]
-        alpha[ys, xs] = np.clip(values, 0.0, 1.0)
+        alpha.reshape(-1)[flat] = np.clip(values, 0.0, 1.0)
         return alpha

@@ -97,6 +97,9 @@ def run_server(
               type=click.Choice(["critical", "error", "warning", "info", "debug"], case_sensitive=False))
 def serve_command(**options) -> None:  # type: ignore[no-untyped-def]
     """Serve the web page and the HTTP API (POST /v1/remove). Uploads stay in memory."""
+    from ..process import prefer_small_pages
+
+    prefer_small_pages()
     try:
         run_server(**options)
     except ModelError as exc:
