@@ -96,7 +96,7 @@ def test_killed_job_leaves_only_complete_outputs_and_a_rerun_finishes(tmp_path):
 
 def test_without_ray_the_command_says_so_and_uses_the_pool(shoot, reference, tmp_path, monkeypatch):
     """Registered on the real `bgclear` group, with Ray made unavailable."""
-    from bgclear import distributed
+    from bgclear.distributed import job as distributed
     from bgclear.cli import main
 
     monkeypatch.setattr(distributed, "_ray_available", lambda: "ray is not installed")
@@ -112,7 +112,7 @@ def test_without_ray_the_command_says_so_and_uses_the_pool(shoot, reference, tmp
 
 
 def test_address_without_ray_is_an_error(tmp_path, monkeypatch, shoot):
-    from bgclear import distributed
+    from bgclear.distributed import job as distributed
 
     monkeypatch.setattr(distributed, "_ray_available", lambda: "ray is not installed")
     result = CliRunner().invoke(batch_command, [str(shoot), str(tmp_path / "o"), *FAST, "--address", "ray://h:10001"])
