@@ -176,3 +176,21 @@ def test_enlarging_for_the_model_keeps_a_hard_edge_hard():
     stripes[:, ::2] = 255
     shrunk = resize_for_model(stripes, (1000, 1000)).astype(int)
     assert np.abs(shrunk - 127).max() <= 1  # each output pixel averages one black and one white column
+
+
+def test_release_free_memory_gives_freed_heap_back():
+    from bgclear.process import release_free_memory
+
+    if not release_free_memory():
+        pytest.skip("no glibc malloc_trim here")
+    held = [bytearray(100_000) for _ in range(2000)]  # ~200 MB of medium blocks: heap, not mmap
+    del held[::2]
+    before = _rss_mb()
+    release_free_memory()
+    assert _rss_mb() < before - 50, (before, _rss_mb())
+    del held
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 2**20

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import TypeVar
 
+from ..process import release_free_memory
 from .errors import APIError
 
 T = TypeVar("T")
@@ -96,7 +97,7 @@ class Limiter:
             self.running += 1
             started = time.perf_counter()
             try:
-                return await asyncio.get_running_loop().run_in_executor(self.executor, fn)
+                return await asyncio.get_running_loop().run_in_executor(self.executor, _then_trim, fn)
             finally:
                 self.running -= 1
                 self.completed += 1
@@ -105,3 +106,11 @@ class Limiter:
 
     def shutdown(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _then_trim(fn: Callable[[], T]) -> T:
+    """``fn()``, then the freed heap goes back to the kernel (see :func:`bgclear.process.release_free_memory`)."""
+    try:
+        return fn()
+    finally:
+        release_free_memory()
