@@ -41,8 +41,8 @@ def default_local_workers(cpus: int) -> int:
 
 def _check_model_here(job: BatchJob) -> None:
     """Fail in a second, not after starting workers, when a local run's model is not installed."""
-    from .models.registry import get_model
-    from .models.store import model_path
+    from ..models.registry import get_model
+    from ..models.store import model_path
 
     spec = get_model(job.segmenter)
     if spec.kind == "segmenter" and (spec.source is not None or "path" in spec.extra):
@@ -161,7 +161,7 @@ def _root_message(exc: BaseException) -> str:
 
 
 def _write_report(report: dict[str, Any], path: Path) -> None:
-    from .pipeline import write_atomic
+    from ..pipeline import write_atomic
 
     write_atomic(path, (json.dumps(report, indent=2) + "\n").encode())
 

@@ -132,7 +132,7 @@ class Progress:
 def build_report(tally: Tally, plan: Plan, dst: Path, job: BatchJob, run: dict[str, Any], started: str,
                  seconds: float) -> dict[str, Any]:
     """The JSON report: counts, failures with reasons, images per minute, and each worker's peak memory."""
-    from . import __version__
+    from .. import __version__
 
     nodes: dict[str, dict[str, Any]] = {}
     for (node, _pid), stats in tally.workers.items():

@@ -40,7 +40,7 @@ class CutoutWorker:
     """
 
     def __init__(self, job: BatchJob, resume: bool = True, threads: int | None = None) -> None:
-        from .process import prefer_small_pages
+        from ..process import prefer_small_pages
 
         prefer_small_pages()
         if threads:
@@ -48,7 +48,7 @@ class CutoutWorker:
             import cv2
 
             cv2.setNumThreads(threads)
-        from .pipeline import get_session
+        from ..pipeline import get_session
 
         self.job = job
         self.resume = resume
