@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Set-up command 2: install the test extras (PyTorch CPU build, Ray, Playwright, Debian's
-# chromium when run as root), fetch the small U2NetP model, run the test suite.
+# Set-up command 2: install the test extras (PyTorch CPU build, Ray, Playwright, and, when run
+# as root, Debian's chromium and cjpeg), fetch the small U2NetP model, run the test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -14,8 +14,10 @@ PYTHON=${PYTHON:-python3}
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps 'transparent-background==1.3.4'
 .venv/bin/python -m pip install --quiet --disable-pip-version-check 'kornia==0.9.0'
 .venv/bin/bgclear models pull u2netp
-if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-    || echo "warning: could not install chromium; browser tests will be skipped" >&2
+# Debian's chromium for the browser tests; libjpeg-turbo's cjpeg makes the hostile corpus's
+# real arithmetic-coded JPEG (Pillow cannot write one).
+if { [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/cjpeg ]; } && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium libjpeg-turbo-progs >/dev/null) \
+    || echo "warning: could not install chromium/cjpeg; browser tests and the arithmetic-JPEG case will be skipped" >&2
 fi
 exec .venv/bin/python -m pytest -q "$@"
