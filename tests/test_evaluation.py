@@ -35,5 +35,7 @@ def test_eval_on_shared_data():
     assert len(result["rows"]) == 4
     table = format_table(result["summary"])
     assert "u2netp+guided" in table
+    widths = {line.count("|") for line in table.splitlines()}
+    assert widths == {14}, table  # header, separator and rows: 13 columns each
     for row in result["rows"]:
         assert 0 <= row["iou"] <= 1 and row["sad"] >= 0

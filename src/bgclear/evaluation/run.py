@@ -138,7 +138,7 @@ def format_table(summary: dict) -> str:
     cols = [("sad", 1), ("mse", 1e3), ("grad", 1), ("conn", 1), ("iou", 1),
             ("sad_unknown", 1), ("mse_unknown", 1e3), ("grad_unknown", 1), ("conn_unknown", 1)]
     head = "| method | dataset | n | SAD | MSE×1e3 | Grad | Conn | IoU | SAD-u | MSE-u×1e3 | Grad-u | Conn-u | refine s |"
-    lines = [head, "|" + "---|" * 14]
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for method, groups in summary.items():
         for ds, m in groups.items():
             vals = [f"{m[c] * k:.3f}" if c == "iou" else (f"{m[c] * k:.2f}" if c in m else "–") for c, k in cols]
