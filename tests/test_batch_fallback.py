@@ -240,3 +240,14 @@ def test_stale_temporary_files_are_removed_and_nothing_else(tmp_path):
         p.write_bytes(b"x")
     assert remove_stale_parts(tmp_path) == 2
     assert not any(p.exists() for p in stale) and all(p.exists() for p in keep)
+
+
+def test_a_stopped_job_names_the_reason_after_a_colon():
+    from bgclear.distributed.job import _root_message
+
+    server_side = ConnectionAbortedError(
+        "Initialization failure from server:\nTraceback (most recent call last):\n  File \"proxier.py\", line 9\n"
+        "RuntimeError: Proxy failed to Connect to backend!\n")
+    assert _root_message(server_side) == "Initialization failure from server: RuntimeError: Proxy failed to Connect to backend!"
+    assert _root_message(RuntimeError("one line")) == "one line"
+    assert _root_message(RuntimeError()) == "RuntimeError"

@@ -17,10 +17,12 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import pytest
 
 from batch_fixtures import (batch_cmd, decodes_fully, kill_when_outputs, leftovers, make_bad_files, make_photos,
@@ -87,8 +89,9 @@ def cluster():
         "RAY_AUTH_TOKEN": secrets.token_hex(32),
         "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",  # tear-down in seconds, not 30
         # A Ray Client session starts a Python process on the head; on a busy 2-core CI box
-        # that can take longer than Ray's 30 s default.
-        "RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S": "180",
+        # that can take longer than Ray's 30 s default. Once in a clean-clone CI run one never
+        # answered at all: bgclear then opens a second session, tested below.
+        "RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S": "60",
     }
     common = ["--block", "--num-cpus", "1", "--object-store-memory", str(200 * 1024**2), "--disable-usage-stats"]
     procs: list[subprocess.Popen] = []
@@ -167,6 +170,43 @@ def test_killed_cluster_job_resumes_and_leaves_no_partial_files(cluster, catalog
     assert counts["skipped"] >= at_kill and counts["done"] >= 1
     assert outputs(dst) == reference  # the list's common folder is SRC: same layout
     assert not leftovers(dst), leftovers(dst)
+
+
+def _client_session_servers() -> set[int]:
+    """PIDs of the per-session Ray Client server processes on this machine."""
+    found = set()
+    for proc in psutil.process_iter(["cmdline"]):
+        if any("specific-server" in part for part in proc.info["cmdline"] or ()):
+            found.add(proc.pid)
+    return found
+
+
+def test_a_client_session_that_never_starts_is_replaced(cluster, tmp_path):
+    """The head's server process for the job's first Ray Client session is killed as it
+    starts: the job opens a second session, says so, and finishes."""
+    src = tmp_path / "src"
+    make_photos(src, 2, size=(160, 120))
+    before, killed, done = _client_session_servers(), [], threading.Event()
+
+    def kill_the_first() -> None:
+        while not done.is_set() and not killed:
+            for pid in _client_session_servers() - before:
+                psutil.Process(pid).kill()
+                killed.append(pid)
+                break
+            time.sleep(0.02)
+
+    killer = threading.Thread(target=kill_the_first, daemon=True)
+    killer.start()
+    try:
+        result = run_batch_cli(src, tmp_path / "out", "--address", cluster.client, env=cluster.env)
+    finally:
+        done.set()
+        killer.join(5)
+    assert killed, "no Ray Client session server was seen: the test did not test anything"
+    assert result.returncode == 0, result.stderr
+    assert "did not start" in result.stderr and "trying a new session" in result.stderr
+    assert len(outputs(tmp_path / "out")) == 2
 
 
 def test_embedded_ray_is_the_default(catalogue, reference, tmp_path):

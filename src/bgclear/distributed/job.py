@@ -157,7 +157,13 @@ def _root_message(exc: BaseException) -> str:
     for marker in ("WorkerInitError: ", "ModelNotFoundError: ", "ModelError: "):
         if marker in text:
             return text.split(marker, 1)[1].splitlines()[0]
-    return (text.splitlines()[0] if text else exc.__class__.__name__)[:500]
+    if not text:
+        return exc.__class__.__name__
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    first = lines[0]
+    if first.endswith(":") and len(lines) > 1:  # "...failure from server:" then the server's traceback
+        first = f"{first} {lines[-1]}"
+    return first[:500]
 
 
 def _write_report(report: dict[str, Any], path: Path) -> None:
