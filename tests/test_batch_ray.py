@@ -39,7 +39,6 @@ RAY = str(Path(sys.executable).with_name("ray"))
 @dataclass
 class Cluster:
     gcs: str  # host:port, for a driver on a cluster node
-    client: str  # ray://host:port, Ray Client
     env: dict[str, str]  # what a driver needs: the cluster's auth token
 
 
@@ -86,9 +85,6 @@ def cluster():
         "RAY_AUTH_MODE": "token",  # the raylets listen beyond loopback (Ray's choice): nothing gets in without it
         "RAY_AUTH_TOKEN": secrets.token_hex(32),
         "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",  # tear-down in seconds, not 30
-        # A Ray Client session starts a Python process on the head; on a busy 2-core CI box
-        # that can take longer than Ray's 30 s default.
-        "RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S": "60",
     }
     common = ["--block", "--num-cpus", "1", "--object-store-memory", str(200 * 1024**2), "--disable-usage-stats"]
     procs: list[subprocess.Popen] = []
@@ -96,6 +92,7 @@ def cluster():
         head_log = base / "head.log"
         procs.append(subprocess.Popen(
             [RAY, "start", "--head", "--node-ip-address", HEAD_IP, "--port", str(port), "--include-dashboard", "false",
+             # Ray starts a Ray Client server on the head whatever we use: a free port, not a fixed 10001.
              "--ray-client-server-port", str(client_port), "--temp-dir", str(base / "head"), *common],
             stdout=head_log.open("w"), stderr=subprocess.STDOUT, env=env, start_new_session=True))
         _wait_for(head_log, procs[0], "Ray runtime started", 120)
@@ -106,7 +103,7 @@ def cluster():
             stdout=worker_log.open("w"), stderr=subprocess.STDOUT, env=env, start_new_session=True))
         _wait_for(worker_log, procs[1], "Ray runtime started", 120)
         driver_env = {k: env[k] for k in ("RAY_USAGE_STATS_ENABLED", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
-        yield Cluster(gcs=f"{HEAD_IP}:{port}", client=f"ray://127.0.0.1:{client_port}", env=driver_env)
+        yield Cluster(gcs=f"{HEAD_IP}:{port}", env=driver_env)
     finally:
         for proc in reversed(procs):
             _stop(proc)

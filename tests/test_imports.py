@@ -26,8 +26,12 @@ def _module_file(dotted: str) -> Path | None:
 
 
 def _top_level_names(path: Path) -> set[str]:
-    names: set[str] = set()
+    """Names a module defines: its top-level statements, and those inside top-level if/try (optional imports)."""
+    statements = []
     for node in ast.parse(path.read_text()).body:
+        statements += [n for n in ast.walk(node) if isinstance(n, ast.stmt)] if isinstance(node, (ast.If, ast.Try)) else [node]
+    names: set[str] = set()
+    for node in statements:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             names.add(node.name)
         elif isinstance(node, (ast.Assign, ast.AnnAssign)):
@@ -35,14 +39,6 @@ def _top_level_names(path: Path) -> set[str]:
             names.update(n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             names.update((a.asname or a.name).split(".")[0] for a in node.names)
-        elif isinstance(node, (ast.If, ast.Try)):  # optional imports and fallbacks
-            for inner in ast.walk(node):
-                if isinstance(inner, (ast.Import, ast.ImportFrom)):
-                    names.update((a.asname or a.name).split(".")[0] for a in inner.names)
-                elif isinstance(inner, (ast.FunctionDef, ast.ClassDef)):
-                    names.add(inner.name)
-                elif isinstance(inner, ast.Assign):
-                    names.update(n.id for t in inner.targets for n in ast.walk(t) if isinstance(n, ast.Name))
     return names
 
 

@@ -105,35 +105,10 @@ def ray_connection(address: str | None, cpus: int, verbose: bool = False) -> Ite
         finally:
             shutil.rmtree(temp_dir, ignore_errors=True)
     else:
-        _connect(ray, address, log_to_driver=verbose, logging_level=log_level)
+        ray.init(address=address, log_to_driver=verbose, logging_level=log_level)
         try:
             yield address
         finally:
-            ray.shutdown()
-
-
-#: Ray Client sessions tried before a job gives up on a ray:// address.
-CLIENT_SESSION_ATTEMPTS = 2
-
-
-def _connect(ray: Any, address: str, **init_kwargs: Any) -> None:
-    """``ray.init(address)``; for a ray:// address, a second session if the first did not start.
-
-    The Ray Client proxy on the head starts one server process per session. When
-    that process does not answer in time (RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S
-    on the head), ``ray.init`` raises ConnectionAbortedError although the cluster
-    is healthy, and the next session gets a new process.
-    """
-    attempts = CLIENT_SESSION_ATTEMPTS if address.startswith("ray://") else 1
-    for attempt in range(1, attempts + 1):
-        try:
-            ray.init(address=address, **init_kwargs)
-            return
-        except ConnectionAbortedError as exc:
-            if attempt == attempts:
-                raise
-            reason = next((line for line in reversed(str(exc).splitlines()) if line.strip()), "")
-            log.warning("the Ray Client session at %s did not start (%s); trying a new session", address, reason)
             ray.shutdown()
 
 
