@@ -80,7 +80,7 @@ def test_missing_weights_name_the_command(home):
 
 
 def test_doctor_report_describes_torch_and_models(home):
-    from bgclear.torch_backends import doctor_report
+    from bgclear.doctor import doctor_report
 
     report = doctor_report()
     assert report["torch"]["installed"] and report["torch"]["version"] == torch.__version__
@@ -101,7 +101,7 @@ def test_without_torch_the_error_says_how_to_install(tmp_path):
     code = (
         "import sys; sys.modules['torch'] = None\n"
         "from bgclear.backends import make_segmenter, refiner_names\n"
-        "from bgclear.torch_backends import doctor_report\n"
+        "from bgclear.doctor import doctor_report\n"
         "assert 'vitmatte' in refiner_names() and not doctor_report()['torch']['installed']\n"
         "from bgclear.errors import ModelError\n"
         "try:\n    make_segmenter('inspyrenet')\nexcept ModelError as e:\n    print(e)\n"

@@ -1,51 +1,48 @@
 """Building segmenters and refiners from their names.
 
-The ONNX segmenters and the classical refiners are always available; learned
-backends that need PyTorch are imported only when asked for, so the default
-install stays light.
+A registry entry's ``backend`` names its model family; the family's loader is
+looked up in one table and imported only when asked for, so the default
+install stays light (the PyTorch families import torch only then).
 """
 
 from __future__ import annotations
 
+import importlib
+
+from .engines import EngineOptions
 from .errors import ModelError
 from .matte import REFINERS, Refiner
 from .models.registry import ModelSpec, all_models, get_model
-from .segment import OnnxSegmenter, Segmenter
+from .segment import Segmenter
 
 DEFAULT_REFINER = "guided"
 
+#: model family (``ModelSpec.backend``) -> "module:class" of its segmenter, built as ``cls(spec, options)``.
+SEGMENTER_FAMILIES = {
+    "onnx": "bgclear.segment:OnnxSegmenter",
+    "inspyrenet": "bgclear.torch_backends.segmenter:InSPyReNetSegmenter",
+}
+#: model family -> "module:function" building a learned refiner as ``fn(spec, options)``.
+REFINER_FAMILIES = {
+    "vitmatte": "bgclear.torch_backends.vitmatte:refiner_from_spec",
+}
 
-def make_segmenter(name_or_spec: str | ModelSpec, device: str = "cpu") -> Segmenter:
+
+def _load(target: str):
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def make_segmenter(name_or_spec: str | ModelSpec, device: str = "cpu", options: EngineOptions | None = None) -> Segmenter:
+    """The segmenter of a registry entry; ``options`` choose engine, precision and threads (device: ``options.device``
+    when given, else ``device``)."""
     spec = get_model(name_or_spec) if isinstance(name_or_spec, str) else name_or_spec
+    options = options or EngineOptions(device=device)
     if spec.kind != "segmenter":
         raise ModelError(f"model {spec.name!r} is a {spec.kind}, not a segmenter")
-    if spec.backend == "onnx":
-        return OnnxSegmenter(spec, providers=onnx_providers(device))
-    if spec.backend == "inspyrenet":
-        from .torch_backends.segmenter import InSPyReNetSegmenter  # imports torch only now
-
-        return InSPyReNetSegmenter(spec, device=device)
-    raise ModelError(f"model {spec.name!r} needs backend {spec.backend!r}, which this install does not provide")
-
-
-def onnx_providers(device: str) -> list[str]:
-    """onnxruntime providers for ``device`` (auto, cpu, cuda, cuda:N); a GPU that is not usable is an error."""
-    import onnxruntime as ort
-
-    available = ort.get_available_providers()
-    if device == "auto":
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"] if "CUDAExecutionProvider" in available else ["CPUExecutionProvider"]
-    if device == "cpu":
-        return ["CPUExecutionProvider"]
-    if device.startswith("cuda"):
-        if "CUDAExecutionProvider" not in available:
-            raise ModelError(
-                f"--device {device} asked for a GPU, but this onnxruntime has no CUDA provider "
-                f"(available: {', '.join(available)}); install onnxruntime-gpu or use --device cpu"
-            )
-        index = device.partition(":")[2] or "0"
-        return [("CUDAExecutionProvider", {"device_id": int(index)}), "CPUExecutionProvider"]  # type: ignore[list-item]
-    raise ModelError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")
+    if spec.backend not in SEGMENTER_FAMILIES:
+        raise ModelError(f"model {spec.name!r} needs backend {spec.backend!r}, which this install does not provide")
+    return _load(SEGMENTER_FAMILIES[spec.backend])(spec, options)
 
 
 def refiner_names() -> list[str]:
@@ -65,14 +62,12 @@ class NoRefiner:
         return coarse
 
 
-def make_refiner(name: str, device: str = "cpu") -> Refiner:
+def make_refiner(name: str, device: str = "cpu", options: EngineOptions | None = None) -> Refiner:
     if name == "none":
         return NoRefiner()
     if name in REFINERS:
         return REFINERS[name]()
     spec = all_models().get(name)
-    if spec is not None and spec.backend == "vitmatte":
-        from .torch_backends.vitmatte import refiner_from_spec  # imports torch only now
-
-        return refiner_from_spec(spec, device=device)
+    if spec is not None and spec.backend in REFINER_FAMILIES:
+        return _load(REFINER_FAMILIES[spec.backend])(spec, options or EngineOptions(device=device))
     raise ModelError(f"unknown refiner {name!r}; available: {', '.join(refiner_names())}")

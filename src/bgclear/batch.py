@@ -25,6 +25,8 @@ class BatchJob:
     segmenter: str = "isnet"
     refiner: str = "guided"
     device: str = "cpu"
+    engine: str = "auto"
+    precision: str = "auto"
     background: str | None = None
     shadow: Shadow | None = None
     crop: bool = False
@@ -130,7 +132,7 @@ def run_batch(
         else:
             todo.append((src, dest))
     if todo:
-        session = session or get_session(job.segmenter, job.refiner, job.device)
+        session = session or get_session(job.segmenter, job.refiner, job.device, job.engine, job.precision)
         bar = tqdm(total=len(todo), unit="img", disable=not progress, dynamic_ncols=True)
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             futures = {pool.submit(process_one, session, src, dest, job): src for src, dest in todo}

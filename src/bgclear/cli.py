@@ -10,8 +10,11 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .backends import DEFAULT_REFINER, refiner_names
-from .errors import BgclearError, InputError, ModelError
+from .backends import DEFAULT_REFINER
+from .cli_options import cutout_options, infer_format, job_from_options
+from .engines.base import ENGINE_CHOICES, PRECISION_CHOICES
+from .engines.device import DEVICE_HELP
+from .errors import BgclearError, ModelError
 from .models.registry import DEFAULT_SEGMENTER
 from .process import prefer_small_pages
 
@@ -38,53 +41,25 @@ def main(verbose: int) -> None:
 @main.command("remove")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Output file (one input) or folder.")
-@click.option("-f", "--format", "fmt", type=click.Choice(["png", "jpg", "webp"]), default=None,
-              help="Output format [png; jpg when a background colour is set and the output name says so].")
-@click.option("-b", "--background", "--bg", default="transparent", show_default=True,
-              help="transparent, white, black or #rrggbb.")
-@click.option("--shadow/--no-shadow", default=False, help="Soft drop shadow under the subject.")
-@click.option("--shadow-opacity", type=float, default=0.15, show_default=True)
-@click.option("--shadow-offset", type=(float, float), default=(0.01, 0.015), show_default=True,
-              help="x y offset as fractions of the long edge.")
-@click.option("--shadow-blur", type=float, default=0.015, show_default=True, help="Blur as a fraction of the long edge.")
-@click.option("--crop/--no-crop", default=False, help="Trim to the subject.")
-@click.option("--crop-margin", default="2%", show_default=True, help="Margin around the crop: px or N%.")
-@click.option("--mask", is_flag=True, help="Write the alpha matte alone (greyscale PNG).")
-@click.option("--segmenter", default=DEFAULT_SEGMENTER, show_default=True, help="Segmentation model (bgclear models list).")
-@click.option("--refiner", default=DEFAULT_REFINER, show_default=True, help=f"Edge refinement: {', '.join(refiner_names())}.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N (a GPU that is not usable is an error).")
+@cutout_options
 @click.option("-j", "--workers", type=int, default=1, show_default=True, help="Images processed at once (folders).")
 @click.option("--skip-existing/--overwrite", default=False, help="Skip inputs whose output already exists.")
-@click.option("--quality", type=int, default=92, show_default=True, help="JPG/WebP quality.")
-def remove_command(inputs, output, fmt, background, shadow, shadow_opacity, shadow_offset, shadow_blur, crop,
-                   crop_margin, mask, segmenter, refiner, device, workers, skip_existing, quality):
+def remove_command(inputs, output, workers, skip_existing, **options):
     """Remove the background of INPUTS (files or folders).
 
     One file writes NAME.png next to it (or -o FILE). Several files or a folder
     write into -o FOLDER (default: next to each input) with a progress bar; a bad
     file is reported and the rest go on. Exit status 1 if any file failed.
     """
-    from .batch import BatchJob, collect_inputs, run_batch
-    from .compose import Shadow, parse_color
+    from .batch import collect_inputs, run_batch
 
+    single_file = len(inputs) == 1 and not inputs[0].is_dir()
+    fmt = infer_format(options["fmt"], options["mask"], output, single_file)
+    job = job_from_options(options, fmt)
     try:
-        parse_color(background)
-        shadow_opts = Shadow(shadow_opacity, shadow_offset[0], shadow_offset[1], shadow_blur) if shadow else None
-    except InputError as exc:
-        _fail(exc.message)
-    if fmt is None:
-        if mask:
-            fmt = "png"
-        elif output is not None and output.suffix.lower() in (".jpg", ".jpeg", ".webp", ".png") and len(inputs) == 1 and not inputs[0].is_dir():
-            fmt = "jpg" if output.suffix.lower() in (".jpg", ".jpeg") else output.suffix.lower().lstrip(".")
-        else:
-            fmt = "png"
-    try:
-        files = collect_inputs(inputs, output, fmt, mask)
+        files = collect_inputs(inputs, output, fmt, job.mask)
     except (FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
-    job = BatchJob(segmenter=segmenter, refiner=refiner, device=device, background=background, shadow=shadow_opts,
-                   crop=crop, crop_margin=crop_margin, mask=mask, fmt=fmt, quality=quality)
     try:
         report = run_batch(files, job, workers=workers, skip_existing=skip_existing, progress=len(files) > 1)
     except ModelError as exc:
@@ -188,18 +163,26 @@ def models_add(name, path, backend, mode, base_size, window, overlap, no_check) 
 
 
 @main.command("doctor")
-@click.option("--device", default="auto", show_default=True)
+@click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
+@click.option("--engine", type=click.Choice(ENGINE_CHOICES), default="auto", show_default=True)
+@click.option("--precision", type=click.Choice(PRECISION_CHOICES), default="auto", show_default=True)
 @click.option("--json", "as_json", is_flag=True)
-def doctor(device: str, as_json: bool) -> None:
-    """What this install can run: packages, torch/CUDA, the chosen device, installed models."""
-    from .torch_backends import doctor_report
+def doctor(device: str, engine: str, precision: str, as_json: bool) -> None:
+    """What this install can run: engines and the one chosen, torch/CUDA, the device, installed models."""
+    from .doctor import doctor_report
 
-    report = doctor_report(device)
+    report = doctor_report(device, engine, precision)
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
-    t = report["torch"]
+    e = report["engines"]
     click.echo(f"python {report['python']} on {report['platform']}; onnxruntime providers {report['onnxruntime_providers']}")
+    installed = ", ".join(f"{name} {v}" if v else f"{name} (not installed)" for name, v in e["installed"].items())
+    click.echo(f"cpu: {e['cpu']} (native bf16: {'yes' if e['native_bf16'] else 'no'}); engines: {installed}")
+    chosen = e["chosen"]
+    click.echo(f"--engine {engine} --precision {precision} -> "
+               + (f"{chosen['engine']} {chosen['precision']} on {chosen['device']}" if chosen else e["error"]))
+    t = report["torch"]
     if not t["installed"]:
         click.echo(f"torch: not installed ({t['hint']})")
     else:
@@ -250,8 +233,10 @@ _add_batch()
 @click.option("--given-trimap", is_flag=True, help="Use the dataset's trimap: scores the matting stage alone.")
 @click.option("--limit", type=int, help="At most N images per dataset.")
 @click.option("--no-settle", is_flag=True, help="Skip the colour-evidence settling of unsure regions.")
+@click.option("--engine", type=click.Choice(ENGINE_CHOICES), default="auto", show_default=True)
+@click.option("--precision", type=click.Choice(PRECISION_CHOICES), default="auto", show_default=True)
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write rows and summary as JSON.")
-def eval_command(root, segmenter, refiners, given_trimap, limit, no_settle, json_path) -> None:
+def eval_command(root, segmenter, refiners, given_trimap, limit, no_settle, engine, precision, json_path) -> None:
     """Score the pipeline on images with ground-truth alpha (SAD, MSE, Grad, Conn, IoU).
 
     ROOT defaults to $BGCLEAR_EVAL_DIR or ../shared/eval.
@@ -264,6 +249,7 @@ def eval_command(root, segmenter, refiners, given_trimap, limit, no_settle, json
     refiners = tuple(refiners) or ("none", DEFAULT_REFINER)
     try:
         result = evaluate(Path(root), segmenter=segmenter, refiners=refiners, given_trimap=given_trimap, limit=limit, settle=not no_settle,
+                          engine=engine, precision=precision,
                           progress=lambda s: click.echo(f"  {s.dataset}/{s.name}", err=True))
     except BgclearError as exc:
         _fail(str(exc))

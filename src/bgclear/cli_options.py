@@ -16,6 +16,8 @@ import click
 from .backends import DEFAULT_REFINER, refiner_names
 from .batch import BatchJob
 from .compose import Shadow, parse_color
+from .engines.base import ENGINE_CHOICES, PRECISION_CHOICES
+from .engines.device import DEVICE_HELP
 from .errors import InputError
 from .models.registry import DEFAULT_SEGMENTER
 
@@ -24,7 +26,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: The keyword names these options give the command function, in declaration order.
 CUTOUT_OPTION_NAMES = (
     "fmt", "background", "shadow", "shadow_opacity", "shadow_offset", "shadow_blur", "crop", "crop_margin",
-    "mask", "segmenter", "refiner", "device", "quality",
+    "mask", "segmenter", "refiner", "device", "engine", "precision", "quality",
 )
 
 _OPTIONS = (
@@ -45,8 +47,11 @@ _OPTIONS = (
                  help="Segmentation model (bgclear models list)."),
     click.option("--refiner", default=DEFAULT_REFINER, show_default=True,
                  help=f"Edge refinement: {', '.join(refiner_names())}."),
-    click.option("--device", default="auto", show_default=True,
-                 help="auto, cpu, cuda or cuda:N (a GPU that is not usable is an error)."),
+    click.option("--device", default="auto", show_default=True, help=DEVICE_HELP),
+    click.option("--engine", type=click.Choice(ENGINE_CHOICES), default="auto", show_default=True,
+                 help="Inference runtime; auto: OpenVINO on the CPU when installed, else onnxruntime."),
+    click.option("--precision", type=click.Choice(PRECISION_CHOICES), default="auto", show_default=True,
+                 help="auto: bf16 where the CPU computes it natively (OpenVINO), else f32."),
     click.option("--quality", type=int, default=92, show_default=True, help="JPG/WebP quality."),
 )
 
@@ -85,6 +90,7 @@ def job_from_options(options: dict[str, Any], fmt: str) -> BatchJob:
         shadow = Shadow(options["shadow_opacity"], offset_x, offset_y, options["shadow_blur"])
     return BatchJob(
         segmenter=options["segmenter"], refiner=options["refiner"], device=options["device"],
+        engine=options["engine"], precision=options["precision"],
         background=options["background"], shadow=shadow, crop=options["crop"], crop_margin=options["crop_margin"],
         mask=options["mask"], fmt=fmt, quality=options["quality"],
     )

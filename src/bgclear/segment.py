@@ -8,12 +8,12 @@ implement the same protocol.
 from __future__ import annotations
 
 import logging
-import os
 from typing import Protocol
 
 import cv2
 import numpy as np
 
+from .engines import EngineOptions, load_onnx
 from .models.registry import ModelSpec
 from .models.store import model_path
 
@@ -53,26 +53,22 @@ def upsample_probability(prob: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 class OnnxSegmenter:
-    """Runs a registry entry's ONNX file with onnxruntime. Thread-safe; load once, reuse."""
+    """Runs a registry entry's ONNX file on an engine (:mod:`bgclear.engines`). Thread-safe; load once, reuse.
 
-    def __init__(self, spec: ModelSpec, providers: list[str] | None = None, threads: int | None = None) -> None:
-        import onnxruntime as ort
+    Everything about the model's input and output (size, normalisation, output
+    scaling) is read from the registry entry here, for every engine.
+    """
 
+    def __init__(self, spec: ModelSpec, options: EngineOptions | None = None) -> None:
         self.spec = spec
         self.name = spec.name
         path = model_path(spec)
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        threads = threads or int(os.environ.get("BGCLEAR_THREADS", 0)) or 0
-        if threads:
-            opts.intra_op_num_threads = threads
-        # Memory arena growth is what makes long-running servers balloon: keep it off
-        # so buffers are returned after each run.
-        opts.enable_cpu_mem_arena = False
-        self._session = ort.InferenceSession(str(path), sess_options=opts, providers=providers or ["CPUExecutionProvider"])
-        self._input = self._session.get_inputs()[0].name
-        self._output = spec.output_name or self._session.get_outputs()[0].name
-        log.info("loaded segmenter %s from %s (%s)", spec.name, path, self._session.get_providers()[0])
+        self.engine = load_onnx(path, options or EngineOptions(), what=f"segmenter {spec.name}")
+        self._input = self.engine.input_names()[0]
+        outputs = self.engine.outputs
+        self._output_index = outputs.index(spec.output_name) if spec.output_name in outputs else 0
+        log.info("loaded segmenter %s from %s (%s %s on %s)", spec.name, path, self.engine.name,
+                 self.engine.precision, self.engine.device)
 
     def _input_size(self, width: int, height: int) -> tuple[int, int]:
         if self.spec.input_size:
@@ -91,7 +87,7 @@ class OnnxSegmenter:
         return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
 
     def predict(self, rgb: np.ndarray) -> np.ndarray:
-        out = self._session.run([self._output], {self._input: self.preprocess(rgb)})[0]
+        out = self.engine.run({self._input: self.preprocess(rgb)})[self._output_index]
         prob = np.asarray(out, np.float32).reshape(out.shape[-2:])
         if self.spec.output_norm == "minmax":
             lo, hi = float(prob.min()), float(prob.max())

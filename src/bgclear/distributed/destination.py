@@ -17,7 +17,7 @@ log = logging.getLogger("bgclear")
 
 
 
-_PART = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.part$")  # what pipeline.write_atomic names its temporary files
+_PART = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.part$")  # what files.write_atomic names its temporary files
 
 
 class DestinationBusy(BatchError):

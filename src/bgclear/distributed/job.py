@@ -167,7 +167,7 @@ def _root_message(exc: BaseException) -> str:
 
 
 def _write_report(report: dict[str, Any], path: Path) -> None:
-    from ..pipeline import write_atomic
+    from ..files import write_atomic
 
     write_atomic(path, (json.dumps(report, indent=2) + "\n").encode())
 

@@ -44,7 +44,6 @@ class CutoutWorker:
 
         prefer_small_pages()
         if threads:
-            os.environ["BGCLEAR_THREADS"] = str(threads)
             import cv2
 
             cv2.setNumThreads(threads)
@@ -55,7 +54,7 @@ class CutoutWorker:
         self.node = _node_name()
         self.pid = os.getpid()
         try:
-            self.session = get_session(job.segmenter, job.refiner, job.device)
+            self.session = get_session(job.segmenter, job.refiner, job.device, job.engine, job.precision, threads)
         except Exception as exc:  # noqa: BLE001 - surfaced to the driver as one clear error
             raise WorkerInitError(f"a worker on {self.node} could not load the models: {exc}") from exc
 

@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from ..backends import make_refiner, make_segmenter
+from ..engines import EngineOptions
 from ..segment import upsample_probability
 from ..pipeline import matte_from_probability
 from ..trimap import UNKNOWN
@@ -72,15 +73,22 @@ def evaluate(
     limit: int | None = None,
     progress=None,
     settle: bool = True,
+    engine: str = "auto",
+    precision: str = "auto",
 ) -> dict:
     """Score each refiner (``none`` = raw segmentation) on every sample.
 
     With ``given_trimap`` the dataset's trimap replaces ours and the coarse
     probability is its unknown band filled with 0.5: this isolates the matting stage.
+    ``engine``/``precision`` choose the inference runtime; when either is not
+    ``auto`` the method names say which (e.g. ``isnet@openvino-bf16+guided``).
     Returns ``{"rows": [...], "summary": {method: {dataset|overall: {metric: mean}}}}``.
     """
     samples = find_samples(root, limit)
-    seg = None if given_trimap else make_segmenter(segmenter)
+    seg = None if given_trimap else make_segmenter(segmenter, options=EngineOptions(engine=engine, precision=precision))
+    seg_label = segmenter
+    if seg is not None and (engine, precision) != ("auto", "auto"):
+        seg_label = f"{segmenter}@{seg.engine.name}-{seg.engine.precision}"
     refs = {name: make_refiner(name) for name in refiners}
     rows = []
     for sample in samples:
@@ -109,7 +117,7 @@ def evaluate(
                 alpha, _, _ = matte_from_probability(rgb, prob, ref, settle=settle)
             seconds = time.perf_counter() - t
             metrics = all_metrics(np.clip(alpha, 0, 1), gt, unknown)
-            method = f"{'given-trimap' if given_trimap else segmenter}+{name}"
+            method = f"{'given-trimap' if given_trimap else seg_label}+{name}"
             if name != "none" and not given_trimap and not settle:
                 method += " (no settle)"
             rows.append({"dataset": sample.dataset, "name": sample.name, "method": method,

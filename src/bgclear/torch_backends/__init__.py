@@ -10,13 +10,11 @@ nothing is downloaded.
 - :mod:`.segmenter`: the segmenter (``base``, ``fast`` and ``pyramid`` modes).
 - :mod:`.vitmatte`: windowed ViTMatte refinement of the trimap's unknown band.
 - :mod:`.weights`: :func:`add_local_model` (``bgclear models add``).
-- :mod:`.doctor`: :func:`doctor_report` (``bgclear doctor``).
 - :mod:`.device`: device choice (``auto``, ``cpu``, ``cuda[:N]``).
 
-Only :mod:`.weights` and :mod:`.doctor` are importable without torch.
+Only :mod:`.weights` is importable without torch.
 """
 
-from .doctor import doctor_report
 from .weights import add_local_model
 
-__all__ = ["add_local_model", "doctor_report"]
+__all__ = ["add_local_model"]

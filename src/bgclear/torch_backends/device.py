@@ -27,6 +27,19 @@ def import_torch():
     return torch
 
 
+def device_and_threads(options) -> tuple[str, int | None]:
+    """(device, threads) from an :class:`bgclear.engines.EngineOptions`, a device name or ``None``."""
+    if options is None or isinstance(options, str):
+        return options or "auto", None
+    return options.device, options.threads
+
+
+def set_threads(threads: int | None) -> None:
+    """Cap PyTorch's intra-op threads (process-wide in PyTorch; ``None`` leaves its default)."""
+    if threads:
+        import_torch().set_num_threads(int(threads))
+
+
 def cuda_problem() -> str | None:
     """Why CUDA cannot be used (a sentence), or None when it can."""
     torch = import_torch()
@@ -45,21 +58,21 @@ def resolve_device(device: str | None = "auto"):
 
     Raises :class:`ModelError` for a GPU that cannot be used or an unknown name.
     """
+    from ..engines.device import parse_device
+
     torch = import_torch()
-    name = (device or "auto").strip().lower()
+    name = parse_device(device)
     if name == "auto":
         chosen = torch.device("cuda" if cuda_problem() is None else "cpu")
     elif name == "cpu":
         chosen = torch.device("cpu")
-    elif name == "gpu" or name.startswith("cuda"):
+    else:
         problem = cuda_problem()
         if problem:
             raise ModelError(f"device {device!r} was requested but {problem}; use --device cpu or --device auto")
-        chosen = torch.device("cuda" if name == "gpu" else name)
+        chosen = torch.device(name)
         if chosen.index is not None and chosen.index >= torch.cuda.device_count():
             raise ModelError(f"device {device!r} was requested but only {torch.cuda.device_count()} CUDA device(s) exist")
-    else:
-        raise ModelError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")
     return chosen
 
 

@@ -21,7 +21,7 @@ from PIL import Image
 
 from ..errors import ModelError
 from ..models.registry import ModelSpec
-from .device import default_half, describe, import_torch, resolve_device, run_guarded
+from .device import default_half, describe, device_and_threads, import_torch, resolve_device, run_guarded, set_threads
 
 log = logging.getLogger("bgclear")
 
@@ -51,8 +51,11 @@ def to_tensor(rgb: np.ndarray, size: tuple[int, int]):
 class InSPyReNetSegmenter:
     """Loads a checkpoint once; ``predict`` is thread-safe (one forward at a time per instance)."""
 
-    def __init__(self, spec: ModelSpec, device: str | None = "auto", half: bool | None = None) -> None:
+    def __init__(self, spec: ModelSpec, options=None, half: bool | None = None) -> None:
+        """``options``: :class:`bgclear.engines.EngineOptions` (its device and threads), or a device name."""
         torch = import_torch()  # first, so a missing torch is reported as such
+        device, threads = device_and_threads(options)
+        set_threads(threads)
         from .checkpoints import load_inspyrenet
         from .weights import checkpoint_path
 

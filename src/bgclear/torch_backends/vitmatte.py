@@ -23,7 +23,7 @@ from ..errors import ModelError
 from ..matte import known_alpha
 from ..tiles import band_tiles
 from ..trimap import UNKNOWN
-from .device import default_half, describe, import_torch, resolve_device, run_guarded
+from .device import default_half, describe, device_and_threads, import_torch, resolve_device, run_guarded, set_threads
 
 log = logging.getLogger("bgclear")
 
@@ -171,11 +171,16 @@ class VitMatteRefiner:
         return np.clip(alpha, 0.0, 1.0, out=alpha)
 
 
-def refiner_from_spec(spec, device: str | None = "auto") -> VitMatteRefiner:
-    """The refiner for a registry entry (``backend == "vitmatte"``); window settings from ``spec.extra``."""
+def refiner_from_spec(spec, options=None) -> VitMatteRefiner:
+    """The refiner for a registry entry (``backend == "vitmatte"``); window settings from ``spec.extra``.
+
+    ``options``: :class:`bgclear.engines.EngineOptions` (its device and threads), or a device name.
+    """
+    device, threads = device_and_threads(options)
     from .weights import checkpoint_path
 
     folder = checkpoint_path(spec).parent
     extra = spec.extra
+    set_threads(threads)
     return VitMatteRefiner(folder, name=spec.name, device=device, window=int(extra.get("window", 1024)),
                            overlap=int(extra.get("overlap", 128)))

@@ -6,7 +6,9 @@ import importlib.metadata
 import platform
 import sys
 
-from ..errors import ModelError
+from .engines import EngineOptions, available, choose
+from .engines.cpu import cpu_name, native_bf16
+from .errors import ModelError
 
 
 def _version(dist: str) -> str | None:
@@ -22,7 +24,7 @@ def _torch_section(requested: str) -> dict:
     except Exception as exc:  # ImportError, or a broken install raising something else
         return {"installed": False, "error": str(exc), "chosen_device": "cpu (onnxruntime only)",
                 "hint": "pip install 'bgclear[torch]' for the inspyrenet and vitmatte backends"}
-    from .device import cuda_problem, describe, resolve_device
+    from .torch_backends.device import cuda_problem, describe, resolve_device
 
     info = {
         "installed": True,
@@ -51,8 +53,8 @@ def _torch_section(requested: str) -> dict:
 
 
 def _models() -> list[dict]:
-    from ..models.registry import all_models
-    from ..models.store import model_path
+    from .models.registry import all_models
+    from .models.store import model_path
 
     rows = []
     try:
@@ -70,8 +72,20 @@ def _models() -> list[dict]:
     return rows
 
 
-def doctor_report(device: str = "auto") -> dict:
-    """Python, packages, onnxruntime providers, torch/CUDA, the device ``device`` resolves to, and models.
+def _engines_section(options: EngineOptions) -> dict:
+    info: dict = {"cpu": cpu_name(), "native_bf16": native_bf16(), "installed": available(),
+                  "requested": {"engine": options.engine, "precision": options.precision, "device": options.device}}
+    try:
+        engine, precision, device = choose(options)
+        info["chosen"] = {"engine": engine, "precision": precision, "device": device}
+    except ModelError as exc:
+        info["chosen"], info["error"] = None, str(exc)
+    return info
+
+
+def doctor_report(device: str = "auto", engine: str = "auto", precision: str = "auto") -> dict:
+    """Python, packages, inference engines and the one ``engine``/``precision`` choose, onnxruntime
+    providers, torch/CUDA, the device ``device`` resolves to, and models.
 
     Never raises for a missing optional package; never hashes model files (fast).
     """
@@ -79,8 +93,9 @@ def doctor_report(device: str = "auto") -> dict:
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "packages": {d: _version(d) for d in ("bgclear", "numpy", "onnxruntime", "torch", "transformers",
-                                              "safetensors", "opencv-python-headless", "pymatting")},
+                                              "safetensors", "opencv-python-headless", "pymatting", "openvino")},
     }
+    report["engines"] = _engines_section(EngineOptions(engine=engine, precision=precision, device=device))
     try:
         import onnxruntime as ort
 

@@ -1,0 +1,93 @@
+"""The result of one removal, and the only code that turns it into file bytes."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from . import compose as compose_stage
+from .encode import encode, normalise_format
+from .files import write_atomic
+
+
+@dataclass
+class Cutout:
+    """The result of one removal.
+
+    ``alpha``: float32 (H, W) in 0..1 at the source's full resolution.
+    ``foreground``: uint8 (H, W, 3), estimated foreground colours (decontaminated).
+    ``pixels``: uint8 output after compose: (h, w, 4) RGBA, or (h, w, 3) RGB when a
+    background colour was chosen; cropped when ``crop_box`` is set.
+    ``probability``: float32 (h, w), the segmenter's raw output at its own resolution.
+    ``trimap``: uint8 (H, W) in {0, 128, 255}.
+    """
+
+    alpha: np.ndarray
+    foreground: np.ndarray
+    pixels: np.ndarray
+    probability: np.ndarray
+    trimap: np.ndarray
+    crop_box: tuple[int, int, int, int] | None = None
+    background: tuple[int, int, int] | None = None
+    warnings: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    source_format: str = ""
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the source."""
+        return self.alpha.shape[1], self.alpha.shape[0]
+
+    @property
+    def rgba(self) -> np.ndarray:
+        """uint8 (H, W, 4): estimated foreground with alpha, uncropped, no background."""
+        return np.dstack([self.foreground, self.alpha8])
+
+    @property
+    def alpha8(self) -> np.ndarray:
+        """uint8 (H, W) alpha."""
+        return np.clip(self.alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+    @property
+    def image(self) -> Image.Image:
+        """The composed output as a PIL image (RGBA, or RGB on a solid background)."""
+        return Image.fromarray(self.pixels)
+
+    @property
+    def foreground_bbox(self) -> tuple[int, int, int, int] | None:
+        """(left, top, right, bottom) of the subject in source pixels."""
+        return compose_stage.subject_box(self.alpha)
+
+    def encode(self, fmt: str = "png", quality: int = 92, mask: bool = False) -> bytes:
+        """File bytes of the output (or of the alpha matte alone with ``mask=True``)."""
+        t0 = time.perf_counter()
+        if mask:
+            pixels = self.alpha8
+            if self.crop_box:
+                l, t, r, b = self.crop_box
+                pixels = pixels[t:b, l:r]
+        elif normalise_format(fmt) == "jpg" and self.pixels.shape[-1] == 4:
+            pixels = self._flatten_white()  # keeps whatever compose added (shadow, crop)
+        else:
+            pixels = self.pixels
+        data = encode(pixels, fmt, quality=quality)
+        self.timings["encode"] = time.perf_counter() - t0
+        return data
+
+    def _flatten_white(self) -> np.ndarray:
+        rgba = self.pixels.astype(np.float32)
+        a = rgba[..., 3:4] / 255.0
+        return np.clip(rgba[..., :3] * a + 255.0 * (1 - a) + 0.5, 0, 255).astype(np.uint8)
+
+    def save(self, path: str | os.PathLike, fmt: str | None = None, quality: int = 92, mask: bool = False) -> Path:
+        """Write atomically: a temporary file in the same folder, renamed when complete."""
+        path = Path(path)
+        fmt = fmt or (path.suffix.lstrip(".") or "png")
+        data = self.encode(fmt, quality=quality, mask=mask)
+        write_atomic(path, data)
+        return path

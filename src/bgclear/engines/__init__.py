@@ -1,0 +1,97 @@
+"""Inference engines: one small interface (:class:`~bgclear.engines.base.Engine`)
+over onnxruntime and OpenVINO, chosen per session.
+
+``auto`` picks OpenVINO on the CPU when it is installed (measured faster on
+every CPU we ran: docs/BENCHMARKS.md) and onnxruntime otherwise or on CUDA;
+``auto`` precision is bf16 where the CPU computes it natively, f32 elsewhere.
+An engine that fails to load in ``auto`` mode falls back to onnxruntime with
+one warning; asking for an engine that is not installed is an error saying how
+to install it. Engines are imported only when used.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from pathlib import Path
+
+from ..errors import ModelError
+from .base import ENGINE_CHOICES, PRECISION_CHOICES, Engine, EngineOptions
+from .cpu import native_bf16
+from .device import parse_device
+
+log = logging.getLogger("bgclear")
+
+#: name -> module under bgclear.engines; each module has ``version()``, ``INSTALL_HINT`` and one engine class.
+ENGINES = {"onnxruntime": ("onnxruntime", "OnnxRuntimeEngine"), "openvino": ("openvino", "OpenVinoEngine")}
+#: Engines that can run bf16 on a CPU.
+BF16_ENGINES = ("openvino",)
+
+__all__ = ["ENGINE_CHOICES", "PRECISION_CHOICES", "Engine", "EngineOptions", "available", "choose", "load_onnx", "parse_device"]
+
+
+def _module(name: str):
+    return importlib.import_module(f"{__name__}.{ENGINES[name][0]}")
+
+
+def available() -> dict[str, str | None]:
+    """Every engine and its installed version (``None``: not installed)."""
+    return {name: _module(name).version() for name in ENGINES}
+
+
+def choose(options: EngineOptions) -> tuple[str, str, str]:
+    """(engine, precision, device) that ``options`` resolve to on this machine, before loading anything."""
+    device = parse_device(options.device)
+    if options.engine not in ENGINE_CHOICES:
+        raise ModelError(f"unknown engine {options.engine!r}; use {', '.join(ENGINE_CHOICES)}")
+    if options.precision not in PRECISION_CHOICES:
+        raise ModelError(f"unknown precision {options.precision!r}; use {', '.join(PRECISION_CHOICES)}")
+    versions = available()
+    if device == "auto":
+        device = "cuda" if options.engine != "openvino" and _ort_has_cuda() else "cpu"
+    engine = options.engine
+    if engine == "auto":
+        engine = "openvino" if versions["openvino"] and device == "cpu" else "onnxruntime"
+    elif versions[engine] is None:
+        raise ModelError(f"--engine {engine} is not installed; {_module(engine).INSTALL_HINT}")
+    precision = options.precision
+    if precision == "auto":
+        precision = "bf16" if engine in BF16_ENGINES and native_bf16() else "f32"
+    return engine, precision, device
+
+
+def _ort_has_cuda() -> bool:
+    try:
+        import onnxruntime
+    except ImportError:
+        return False
+    return "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+
+
+def load_onnx(path: Path, options: EngineOptions, what: str = "model") -> Engine:
+    """Load an ONNX file with the engine ``options`` choose; see the module docstring for fall-backs."""
+    engine, precision, device = choose(options)
+    module_name, class_name = ENGINES[engine]
+    try:
+        cls = getattr(_module(engine), class_name)
+        return cls(path, precision, device, options.threads)
+    except ModelError:
+        raise
+    except Exception as exc:  # a runtime that cannot load this file on this machine
+        if engine == "onnxruntime":
+            raise ModelError(f"{what}: onnxruntime could not load {path}: {_first_line(exc)}") from None
+        log.warning("%s: %s could not load it (%s: %s); using onnxruntime f32 instead",
+                    what, engine, type(exc).__name__, _first_line(exc))
+        from .onnxruntime import OnnxRuntimeEngine
+
+        try:
+            return OnnxRuntimeEngine(path, "f32", device, options.threads)
+        except ModelError:
+            raise
+        except Exception as exc2:
+            raise ModelError(f"{what}: neither {engine} nor onnxruntime could load {path}: {_first_line(exc2)}") from None
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

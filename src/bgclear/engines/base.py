@@ -1,0 +1,51 @@
+"""What every inference engine offers: run a loaded network on numpy arrays.
+
+An engine wraps one runtime (onnxruntime, OpenVINO, PyTorch) around one model
+file. Everything model-specific (input size, normalisation, output scaling)
+comes from the model's registry entry and is handled once, in
+:mod:`bgclear.segment`, so a new engine is only the code that loads a file and
+runs it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+#: Engines a user may ask for; ``auto`` picks the fastest one installed (see :func:`bgclear.engines.choose`).
+ENGINE_CHOICES = ("auto", "onnxruntime", "openvino")
+#: ``auto``: bf16 where the CPU computes it natively, f32 elsewhere.
+PRECISION_CHOICES = ("auto", "f32", "bf16")
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """How to run a model: the runtime, its numeric precision, device and thread count.
+
+    ``threads`` caps the intra-op threads of this model (``None``: the runtime's
+    default, one per core); the server and the batch workers pass it explicitly.
+    """
+
+    engine: str = "auto"
+    precision: str = "auto"
+    device: str = "cpu"
+    threads: int | None = None
+
+
+class Engine(Protocol):
+    """A loaded network. ``run`` is thread-safe."""
+
+    name: str  # "onnxruntime", "openvino"
+    precision: str  # "f32", "bf16", "f16"
+    device: str  # "cpu", "cuda:0"
+    outputs: list[str]  # output names, in the order ``run`` returns them
+
+    def run(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """Named float32 input arrays -> the model's outputs, in the file's output order."""
+        ...
+
+    def input_names(self) -> list[str]:
+        """The network's input names, in the file's order."""
+        ...

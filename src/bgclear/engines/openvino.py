@@ -1,0 +1,82 @@
+"""OpenVINO: ONNX models on the CPU, in f32 or (where the CPU has it natively) bf16.
+
+Compiling a network takes seconds, so compiled blobs are cached on disk under a
+folder keyed by OpenVINO's version and the CPU (OpenVINO's own cache key adds
+the model's contents and the compile options). A cache that cannot be written
+only costs the compile time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import queue
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ModelError
+from .cpu import cpu_flags, cpu_name
+
+log = logging.getLogger("bgclear")
+
+INSTALL_HINT = "pip install openvino (or reinstall bgclear, which depends on it on x86-64 and ARM64)"
+
+
+def version() -> str | None:
+    try:
+        import openvino
+    except ImportError:
+        return None
+    return openvino.get_version().split("-")[0]
+
+
+def compile_cache_dir() -> Path:
+    """<model cache>/compiled/openvino-<version>/<cpu key>: blobs from another version or CPU are never read."""
+    from ..models.registry import cache_dir
+
+    cpu_key = hashlib.sha256((cpu_name() + " ".join(sorted(cpu_flags()))).encode()).hexdigest()[:12]
+    return cache_dir() / "compiled" / f"openvino-{version()}" / cpu_key
+
+
+class OpenVinoEngine:
+    """A compiled model and a pool of infer requests, so concurrent ``run`` calls never share one."""
+
+    name = "openvino"
+
+    def __init__(self, path: Path, precision: str, device: str, threads: int | None) -> None:
+        import openvino as ov
+
+        if device not in ("cpu", "auto"):
+            raise ModelError(f"the OpenVINO engine runs on the CPU; for --device {device} use --engine onnxruntime")
+        core = ov.Core()
+        config: dict[str, object] = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = int(threads)
+        cache = compile_cache_dir()
+        try:
+            cache.mkdir(parents=True, exist_ok=True)
+            config["CACHE_DIR"] = str(cache)
+        except OSError as exc:
+            log.info("OpenVINO compile cache off (%s): each start compiles again", exc)
+        self._compiled = core.compile_model(str(path), "CPU", config)
+        self.precision = precision
+        self.device = "cpu"
+        self._inputs = [port.get_any_name() for port in self._compiled.inputs]
+        self.outputs = [port.get_any_name() for port in self._compiled.outputs]
+        self._requests: queue.SimpleQueue = queue.SimpleQueue()
+
+    def input_names(self) -> list[str]:
+        return list(self._inputs)
+
+    def run(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+        try:
+            request = self._requests.get_nowait()
+        except queue.Empty:
+            request = self._compiled.create_infer_request()
+        try:
+            results = request.infer(inputs)
+            # Copies: the request's output buffers are reused by its next inference.
+            return [np.array(results[port]) for port in self._compiled.outputs]
+        finally:
+            self._requests.put(request)
