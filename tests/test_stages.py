@@ -194,3 +194,14 @@ def test_release_free_memory_gives_freed_heap_back():
 def _rss_mb() -> float:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * 4096 / 2**20
+
+
+def test_settle_histogram_smoothing_equals_scipy_gaussian_filter():
+    from scipy.ndimage import gaussian_filter
+
+    from bgclear.settle import smooth_histogram
+
+    rng = np.random.default_rng(5)
+    for shape, sigma in [((16, 16, 16), 1.0), ((8, 12, 5), 0.7), ((32, 32, 32), 2.0)]:
+        hist = rng.poisson(3.0, shape).astype(np.float64)
+        np.testing.assert_allclose(smooth_histogram(hist, sigma), gaussian_filter(hist, sigma, mode="constant"), rtol=1e-10, atol=1e-12)
