@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from ..backends import DEFAULT_REFINER
 from ..decode import DEFAULT_MAX_PIXELS
 from ..models.registry import DEFAULT_SEGMENTER
+from .auth import KeyStore
+from .ratelimit import RateLimit
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -44,6 +46,8 @@ class ServerSettings:
     max_pixels: int = DEFAULT_MAX_PIXELS
     upload_timeout: float = DEFAULT_UPLOAD_TIMEOUT
     log_level: str = "info"
+    api_keys: KeyStore | None = None  # None: the APIs are open (and the server should stay on loopback)
+    rate_limit: RateLimit | None = None  # None: no per-client rate limit
 
     def __post_init__(self) -> None:
         if self.max_concurrency <= 0:

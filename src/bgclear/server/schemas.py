@@ -129,7 +129,8 @@ class RemoveResult(BaseModel):
 
 class ErrorDetail(BaseModel):
     code: str = Field(description="Stable, machine-readable: empty, too_large, too_many_pixels, unsupported_format, "
-                      "unreadable, invalid_option, missing_file, bad_request, upload_timeout, busy, loading, model_unavailable, internal.")
+                      "unreadable, invalid_option, missing_file, bad_request, missing_api_key, invalid_api_key, upload_timeout, "
+                      "rate_limited, busy, loading, model_unavailable, internal.")
     message: str = Field(description="What went wrong and what to do, for a person.")
 
 
@@ -153,3 +154,6 @@ class Health(BaseModel):
     queue_size: int
     running: int
     waiting: int
+    auth_required: bool = Field(False, description="The APIs need a key (X-Api-Key or Authorization: Bearer); the web page asks for one.")
+    rate_limit: str | None = Field(None, description="Requests allowed per API key (or client address), e.g. '60/min'; null when unlimited.")
+    rate_burst: int | None = Field(None, description="Requests a client may make at once before the rate applies.")

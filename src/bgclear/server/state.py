@@ -13,6 +13,7 @@ from .. import Session
 from .config import ServerSettings
 from .errors import APIError
 from .limiter import Limiter
+from .ratelimit import RateLimiter
 
 log = logging.getLogger("bgclear.server")
 
@@ -25,6 +26,7 @@ class AppState:
         self.session = session
         self.load_error: str | None = None
         self.limiter = Limiter(settings.max_concurrency, settings.queue_size)
+        self.rate_limiter = RateLimiter(settings.rate_limit) if settings.rate_limit else None
         self.started = time.time()
         self._loader: threading.Thread | None = None
 

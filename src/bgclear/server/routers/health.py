@@ -27,6 +27,7 @@ async def healthz(state: StateDep) -> JSONResponse:
         status=status, segmenter=s.segmenter, refiner=s.refiner, detail=state.load_error,
         max_bytes=s.max_bytes, max_pixels=s.max_pixels, accepted_formats=list(ACCEPTED_INPUT_FORMATS),
         max_concurrency=s.max_concurrency, queue_size=s.queue_size,
-        running=state.limiter.running, waiting=state.limiter.waiting,
+        running=state.limiter.running, waiting=state.limiter.waiting, auth_required=s.api_keys is not None,
+        rate_limit=s.rate_limit.text if s.rate_limit else None, rate_burst=s.rate_limit.burst if s.rate_limit else None,
     )
     return JSONResponse(body.model_dump(), status_code=200 if state.ready else 503, headers={"Cache-Control": "no-store"})
