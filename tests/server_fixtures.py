@@ -12,6 +12,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -146,6 +148,16 @@ def start_server(
         time.sleep(0.2)
     server.stop()
     raise RuntimeError(f"the server did not become ready in {timeout}s:\n{server.log()}")
+
+
+@contextmanager
+def served(log_path: Path, *args: str, **options) -> Iterator[ServerProcess]:
+    """:func:`start_server` for a ``with`` block: the server stops at its end."""
+    server = start_server(log_path, *args, **options)
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 #: Run inside a server process: reports every file the process opens for writing,

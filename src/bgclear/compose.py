@@ -85,6 +85,19 @@ def shadow_alpha(alpha: np.ndarray, shadow: Shadow) -> np.ndarray:
     return np.clip(shifted, 0, 1) * shadow.opacity
 
 
+def shadow_layer(foreground: np.ndarray, alpha: np.ndarray, shadow: Shadow) -> tuple[np.ndarray, np.ndarray]:
+    """The subject and its drop shadow as one layer.
+
+    ``foreground`` uint8 (H, W, 3), ``alpha`` float32 (H, W) in 0..1. Returns
+    (colour float32 (H, W, 3) in 0..255, coverage float32 (H, W) in 0..1).
+    """
+    s = shadow_alpha(alpha, shadow)
+    coverage = alpha + (1 - alpha) * s
+    # The shadow is black: it adds coverage but no colour, so the subject's colour is re-weighted.
+    colour = foreground.astype(np.float32) * (alpha / np.maximum(coverage, 1e-6))[..., None]
+    return colour, coverage
+
+
 def subject_box(alpha: np.ndarray, threshold: float = 0.05) -> tuple[int, int, int, int] | None:
     """(left, top, right, bottom) of pixels with alpha above ``threshold``, exclusive right/bottom."""
     pts = cv2.findNonZero((alpha > threshold).astype(np.uint8))
@@ -148,10 +161,7 @@ def compose(
     (left, top, right, bottom) in source pixels, or ``None`` when not cropped.
     """
     if shadow is not None and shadow.opacity > 0:
-        s = shadow_alpha(alpha, shadow)
-        a = alpha + (1 - alpha) * s
-        # The shadow is black: it adds coverage but no colour, so the subject's colour is re-weighted.
-        colour = foreground.astype(np.float32) * (alpha / np.maximum(a, 1e-6))[..., None]
+        colour, a = shadow_layer(foreground, alpha, shadow)
         if background is None:
             pixels = np.dstack([_to_uint8(colour), _to_uint8(a * 255.0)])
         else:

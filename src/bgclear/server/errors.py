@@ -8,10 +8,11 @@ codes for what only a server can refuse (busy, loading, a malformed request).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import INPUT_ERROR_CODES, InputError, ModelError
@@ -24,10 +25,7 @@ SERVER_ERROR_CODES: dict[str, int] = {
     "bad_request": 400,
     "not_found": 404,
     "method_not_allowed": 405,
-    "missing_api_key": 403,
-    "invalid_api_key": 403,
     "upload_timeout": 408,
-    "rate_limited": 429,
     "busy": 503,
     "loading": 503,
     "model_unavailable": 503,
@@ -50,6 +48,11 @@ def error_response(status: int, code: str, message: str, headers: dict[str, str]
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
 
 
+#: Renders one refusal (status, code, message, headers, title or None) for endpoints that
+#: answer in another API's error shape; see ``shapes`` in :func:`install_error_handlers`.
+ErrorRenderer = Callable[[int, str, str, "dict[str, str] | None", "str | None"], Response]
+
+
 def _validation_message(exc: RequestValidationError) -> str:
     parts = []
     for err in exc.errors():
@@ -58,37 +61,50 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Register the handlers that turn exceptions into the JSON error body."""
+def install_error_handlers(app: FastAPI, shapes: dict[str, ErrorRenderer] | None = None) -> None:
+    """Register the handlers that turn exceptions into the JSON error body.
+
+    ``shapes`` maps a path prefix to the renderer of the API served there (the
+    remove.bg drop-in answers ``{"errors": [...]}``): every refusal below, whatever
+    raised it, is rendered by the first renderer whose prefix starts the path.
+    """
+    shapes = dict(shapes or {})
+
+    def respond(request: Request, status: int, code: str, message: str,
+                headers: dict[str, str] | None = None, title: str | None = None) -> Response:
+        for prefix, render in shapes.items():
+            if request.url.path.startswith(prefix):
+                return render(status, code, message, headers, title)
+        return error_response(status, code, message, headers)
 
     @app.exception_handler(APIError)
-    async def _api_error(_: Request, exc: APIError) -> JSONResponse:
+    async def _api_error(request: Request, exc: APIError) -> Response:
         log.info("refused: %s (%d)", exc.code, exc.status)
-        return error_response(exc.status, exc.code, exc.message, exc.headers)
+        return respond(request, exc.status, exc.code, exc.message, exc.headers, getattr(exc, "title", None))
 
     @app.exception_handler(InputError)
-    async def _input_error(_: Request, exc: InputError) -> JSONResponse:
+    async def _input_error(request: Request, exc: InputError) -> Response:
         log.info("refused: %s (%d)", exc.code, INPUT_ERROR_CODES[exc.code])
-        return error_response(INPUT_ERROR_CODES[exc.code], exc.code, exc.message)
+        return respond(request, INPUT_ERROR_CODES[exc.code], exc.code, exc.message)
 
     @app.exception_handler(ModelError)
-    async def _model_error(_: Request, exc: ModelError) -> JSONResponse:
+    async def _model_error(request: Request, exc: ModelError) -> Response:
         log.error("model error: %s", exc)
-        return error_response(503, "model_unavailable", f"the model cannot run: {exc}")
+        return respond(request, 503, "model_unavailable", f"the model cannot run: {exc}")
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(422, "invalid_option", _validation_message(exc))
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        return respond(request, 422, "invalid_option", _validation_message(exc))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
         message = {404: "no such page or endpoint; the API is POST /v1/remove, its documentation is at /docs",
                    405: "this method is not allowed here; the API is POST /v1/remove"}.get(exc.status_code, str(exc.detail))
-        return error_response(exc.status_code, code, message, getattr(exc, "headers", None))
+        return respond(request, exc.status_code, code, message, getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         # The traceback names no upload (it has no name here) and holds no pixels.
         log.exception("unexpected error: %s", exc.__class__.__name__)
-        return error_response(500, "internal", "the server failed on this image; please report it with the steps to repeat it")
+        return respond(request, 500, "internal", "the server failed on this image; please report it with the steps to repeat it")

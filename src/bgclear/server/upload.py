@@ -139,10 +139,13 @@ async def _refuse(request: Request, error: APIError, seen: int) -> APIError:
     return error
 
 
-async def read_upload(request: Request, max_bytes: int, max_body: int) -> Upload:
-    """The image and form fields of a ``multipart/form-data`` or raw-body request.
+async def stream_body(request: Request, max_bytes: int, max_body: int,
+                      collector: _FormCollector | None = None, raw_limit: int | None = None) -> bytes:
+    """Read the whole body in memory: multipart parts into ``collector``, anything else
+    returned as bytes (at most ``raw_limit``, default ``max_bytes``).
 
-    Raises :class:`APIError` (``too_large``, ``missing_file``, ``bad_request``).
+    ``Content-Length`` is checked against ``max_body`` before reading and the bytes
+    are counted while streaming. Raises :class:`APIError` (``too_large``, ``bad_request``).
     """
     length_header = request.headers.get("content-length")
     if length_header is not None:
@@ -158,15 +161,14 @@ async def read_upload(request: Request, max_bytes: int, max_body: int) -> Upload
                 raise error
             raise await _refuse(request, error, 0)
 
-    content_type, params = parse_options_header(request.headers.get("content-type", ""))
-    multipart = content_type == b"multipart/form-data"
-    collector = _FormCollector(max_bytes) if multipart else None
     parser = None
-    if multipart:
+    if collector is not None:
+        _, params = parse_options_header(request.headers.get("content-type", ""))
         boundary = params.get(b"boundary")
         if not boundary:
             raise await _refuse(request, APIError("bad_request", "multipart/form-data without a boundary"), 0)
-        parser = MultipartParser(boundary, collector.callbacks())  # type: ignore[union-attr]
+        parser = MultipartParser(boundary, collector.callbacks())
+    raw_limit = max_bytes if raw_limit is None else raw_limit
     raw = bytearray()
     seen = 0
     try:
@@ -178,7 +180,7 @@ async def read_upload(request: Request, max_bytes: int, max_body: int) -> Upload
                 parser.write(chunk)
             else:
                 raw.extend(chunk)
-                if len(raw) > max_bytes:
+                if len(raw) > raw_limit:
                     raise _TooLarge
         if parser is not None:
             parser.finalize()
@@ -190,9 +192,23 @@ async def read_upload(request: Request, max_bytes: int, max_body: int) -> Upload
         raise APIError("bad_request", "the client closed the connection before the upload was complete") from None
     except Exception as exc:  # python-multipart raises its own error types on malformed bodies
         raise await _refuse(request, APIError("bad_request", f"the multipart body is malformed ({exc.__class__.__name__})"), seen) from None
+    return bytes(raw)
 
+
+def is_multipart(request: Request) -> bool:
+    content_type, _ = parse_options_header(request.headers.get("content-type", ""))
+    return content_type == b"multipart/form-data"
+
+
+async def read_upload(request: Request, max_bytes: int, max_body: int) -> Upload:
+    """The image and form fields of a ``multipart/form-data`` or raw-body request.
+
+    Raises :class:`APIError` (``too_large``, ``missing_file``, ``bad_request``).
+    """
+    collector = _FormCollector(max_bytes) if is_multipart(request) else None
+    raw = await stream_body(request, max_bytes, max_body, collector)
     if collector is None:
-        return Upload(bytes(raw))
+        return Upload(raw)
     if collector.file is None:
         if "image_url" in collector.fields:
             raise APIError("missing_file", "image_url is not supported: this server fetches nothing; upload the file as 'image_file'")

@@ -7,7 +7,9 @@ import base64
 import json
 import logging
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 from fastapi import APIRouter, Request
@@ -19,7 +21,7 @@ from ...decode import sniff_format
 from ...encode import MIME_TYPES, encode
 from ..config import ACCEPTED_INPUT_FORMATS, ServerSettings
 from ..errors import APIError
-from ..limiter import ClientGone
+from ..limiter import ClientGone, Limiter
 from ..openapi import REMOVE_OPENAPI, REMOVE_RESPONSES
 from ..schemas import RemoveOptions, RemoveResult, parse_options
 from ..state import AppState, StateDep, get_session
@@ -28,6 +30,7 @@ from ..upload import discard_body, read_upload
 log = logging.getLogger("bgclear.server")
 router = APIRouter(tags=["remove"])
 PREVIEW_EDGE = 1000
+T = TypeVar("T")
 
 
 @dataclass
@@ -115,7 +118,13 @@ async def remove_background(request: Request, state: StateDep) -> Response:
     request body. Options go in the query string or as form fields. Returns a transparent
     PNG at the source's full resolution unless the options say otherwise."""
     received = time.perf_counter()
-    limiter = state.limiter
+    await refuse_when_full(request, state.limiter)
+    async with state.limiter.admission():
+        return await _handle(request, state, received)
+
+
+async def refuse_when_full(request: Request, limiter: Limiter) -> None:
+    """503 with Retry-After at once when the queue is full."""
     if limiter.full:
         # Read and drop the body first, so the client hears the 503 rather than a reset.
         closing = await discard_body(request)
@@ -123,18 +132,20 @@ async def remove_background(request: Request, state: StateDep) -> Response:
         error.headers.update(closing)
         log.warning("refused: busy (%d running, %d waiting)", limiter.running, limiter.waiting)
         raise error
-    async with limiter.admission():
-        return await _handle(request, state, received)
+
+
+async def within_upload_timeout(reading: Awaitable[T], settings: ServerSettings) -> T:
+    """The upload read by ``reading``, or 408 when it takes longer than the server allows."""
+    try:
+        return await asyncio.wait_for(reading, settings.upload_timeout)
+    except asyncio.TimeoutError:
+        raise APIError("upload_timeout", f"the upload did not arrive within {settings.upload_timeout:g} s; "
+                       "check the connection and try again", headers={"Connection": "close"}) from None
 
 
 async def _handle(request: Request, state: AppState, received: float) -> Response:
     settings = state.settings
-    try:
-        upload = await asyncio.wait_for(read_upload(request, settings.max_bytes, settings.max_body_bytes),
-                                        settings.upload_timeout)
-    except asyncio.TimeoutError:
-        raise APIError("upload_timeout", f"the upload did not arrive within {settings.upload_timeout:g} s; "
-                       "check the connection and try again", headers={"Connection": "close"}) from None
+    upload = await within_upload_timeout(read_upload(request, settings.max_bytes, settings.max_body_bytes), settings)
     opts, notes = parse_options(dict(request.query_params), upload.fields)
     session = get_session(state)
     in_format = _check_input(upload.data)
