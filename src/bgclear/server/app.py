@@ -8,15 +8,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import Session, __version__
+from .access import api_guard
 from .config import ServerSettings
 from .errors import install_error_handlers
 from .openapi import add_components
+from .ratelimit import rate_limit_headers
 from .routers import health, page, remove, removebg
 from .routers.page import STATIC_DIR
 from .state import AppState
@@ -68,7 +70,10 @@ def create_app(settings: ServerSettings | None = None, session: Session | None =
         yield
         state.limiter.shutdown()
 
-    app = FastAPI(title="bgclear", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    # The guard runs before every route (it lets all but the API paths through), so
+    # routers added later are behind the keys and the rate limit without opting in.
+    app = FastAPI(title="bgclear", version=__version__, description=DESCRIPTION, lifespan=lifespan,
+                  dependencies=[Depends(api_guard)])
     app.state.bgclear = state
     install_error_handlers(app, shapes={removebg.PREFIX: removebg.render_error})
     app.include_router(health.router)
@@ -76,6 +81,7 @@ def create_app(settings: ServerSettings | None = None, session: Session | None =
     app.include_router(removebg.router)
     app.include_router(page.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_middleware(rate_limit_headers)
     app.add_middleware(AccessLog)
 
     def openapi() -> dict[str, Any]:

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from ..backends import DEFAULT_REFINER
 from ..decode import DEFAULT_MAX_PIXELS
 from ..models.registry import DEFAULT_SEGMENTER
+from .auth import KeyStore
+from .ratelimit import RateLimit
 from .url_fetch import DEFAULT_TIMEOUT as DEFAULT_URL_FETCH_TIMEOUT
 from .url_fetch import AllowList
 
@@ -46,6 +48,8 @@ class ServerSettings:
     max_pixels: int = DEFAULT_MAX_PIXELS
     upload_timeout: float = DEFAULT_UPLOAD_TIMEOUT
     log_level: str = "info"
+    api_keys: KeyStore | None = None  # None: the APIs are open (and the server should stay on loopback)
+    rate_limit: RateLimit | None = None  # None: no per-client rate limit
     url_fetch: AllowList = AllowList()  # hosts image_url / bg_image_url may name; empty: no fetching
     url_fetch_timeout: float = DEFAULT_URL_FETCH_TIMEOUT
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import signal
@@ -14,8 +15,10 @@ from ..decode import DEFAULT_MAX_PIXELS
 from ..errors import ModelError
 from ..models.registry import get_model
 from ..models.store import model_path
+from .auth import KeyStore
 from .config import (DEFAULT_HOST, DEFAULT_MAX_BYTES, DEFAULT_PORT, DEFAULT_QUEUE_SIZE, DEFAULT_UPLOAD_TIMEOUT,
                      ServerSettings)
+from .ratelimit import RateLimit
 from .url_fetch import DEFAULT_TIMEOUT as DEFAULT_URL_FETCH_TIMEOUT
 from .url_fetch import AllowList
 
@@ -31,6 +34,31 @@ def _check_models(segmenter: str, refiner: str) -> None:
         raise ModelError(f"unknown refiner {refiner!r}; available: {', '.join(refiner_names())}")
 
 
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _log_access_policy(settings: ServerSettings, key_file: str | None) -> None:
+    """Say at start-up who can use the APIs, and how often."""
+    keys = settings.api_keys
+    if keys is not None:
+        log.info("API keys required on /v1/ and /v1.0/ (%d from %s); the page and /healthz stay open",
+                 len(keys.digests), key_file)
+    elif _is_loopback(settings.host):
+        log.info("no API keys (--api-keys FILE), so listening on %s only: nothing else on the network can reach the "
+                 "APIs. To serve others, add --api-keys FILE and --host 0.0.0.0", settings.host)
+    else:
+        log.warning("no API keys and listening on %s: anyone who can reach this address can use the APIs; "
+                    "start with --api-keys FILE to require a key", settings.host)
+    limit = settings.rate_limit
+    if limit is not None:
+        log.info("rate limit: %s per %s, in bursts of up to %d (429 beyond it)",
+                 limit.text, "API key" if keys is not None else "client address", limit.burst)
+
+
 def run_server(
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
@@ -42,22 +70,31 @@ def run_server(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     log_level: str = "info",
     upload_timeout: float = DEFAULT_UPLOAD_TIMEOUT,
+    api_keys: str | os.PathLike | None = None,
+    rate_limit: str | None = None,
+    burst: int | None = None,
     allow_url_fetch: str | None = None,
     url_fetch_timeout: float = DEFAULT_URL_FETCH_TIMEOUT,
 ) -> None:
     """Serve until interrupted. ``max_concurrency=0`` picks one cutout per two cores.
+    ``api_keys``: a key file (see :mod:`.auth`); ``rate_limit``: e.g. ``"60/min"``, with ``burst``.
 
-    Raises :class:`~bgclear.errors.ModelError` when the model is not installed.
+    Raises :class:`~bgclear.errors.ModelError` when the model is not installed, :class:`ValueError`
+    (:class:`~.auth.KeyFileError`) when the key file or the rate limit cannot be used.
     """
     import uvicorn
 
     from .app import create_app
 
+    if burst is not None and not rate_limit:
+        raise ValueError("--burst applies to a rate limit: give --rate-limit too (for example --rate-limit 60/min)")
     defaults = ServerSettings()
     settings = ServerSettings(
         host=host, port=port, segmenter=segmenter or defaults.segmenter, refiner=refiner or defaults.refiner,
         max_concurrency=max_concurrency, queue_size=queue_size, max_bytes=max_bytes, max_pixels=max_pixels,
         upload_timeout=upload_timeout, log_level=log_level,
+        api_keys=KeyStore.load(api_keys) if api_keys is not None else None,
+        rate_limit=RateLimit.parse(rate_limit, burst) if rate_limit else None,
         url_fetch=AllowList.parse(allow_url_fetch), url_fetch_timeout=url_fetch_timeout,
     )
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -69,6 +106,7 @@ def run_server(
     log.info("bgclear server on http://%s:%d/ (API docs: /docs); %d at once, %d queued, %.0f MB and %.0f MP per image; "
              "uploads are processed in memory and never stored",
              host, port, settings.max_concurrency, settings.queue_size, max_bytes / 1e6, max_pixels / 1e6)
+    _log_access_policy(settings, None if api_keys is None else os.fspath(api_keys))
     if settings.url_fetch.enabled:
         log.info("image_url / bg_image_url fetched from: %s (%.0f s, %.0f MB at most)", settings.url_fetch.describe(),
                  url_fetch_timeout, max_bytes / 1e6)
@@ -101,6 +139,12 @@ def run_server(
 @click.option("--max-pixels", default=DEFAULT_MAX_PIXELS, show_default=True, type=click.IntRange(1), help="Largest width x height.")
 @click.option("--upload-timeout", default=DEFAULT_UPLOAD_TIMEOUT, show_default=True, type=click.FloatRange(min=0.1),
               help="Seconds a client may take to send one upload.")
+@click.option("--api-keys", type=click.Path(dir_okay=False), default=None,
+              help="File of API keys, one per line (or sha256:HEX); the APIs then need X-Api-Key or Authorization: Bearer.")
+@click.option("--rate-limit", default=None, metavar="N/UNIT",
+              help="Requests per API key (per client address without keys), e.g. 60/min; 429 beyond it. Default: none.")
+@click.option("--burst", default=None, type=click.IntRange(1), help="Requests a client may make at once (default: 10, "
+              "or fewer when the rate is lower).")
 @click.option("--allow-url-fetch", default=None, metavar="HOST[,HOST...]",
               help="Let the remove.bg API fetch image_url / bg_image_url from these hosts (names, IPs or CIDR networks; "
               "'*': any public host). Off by default. Loopback and private addresses only when listed as addresses.")
