@@ -13,6 +13,9 @@ PYTHON=${PYTHON:-python3}
 # code only (--no-deps: its declared deps would pull torchvision and a second OpenCV) and kornia.
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps 'transparent-background==1.3.4'
 .venv/bin/python -m pip install --quiet --disable-pip-version-check 'kornia==0.9.0'
+# Third-party remove.bg clients, run unmodified against the drop-in API (tests/test_removebg_clients.py).
+.venv/bin/python -m pip install --quiet --disable-pip-version-check 'removebg==0.4' 'remove-bg-api==0.2.1'
+npm install --silent --prefix tests/.node --no-audit --no-fund --ignore-scripts --no-save 'remove.bg@1.3.0'
 .venv/bin/bgclear models pull u2netp
 # Debian's chromium for the browser tests; libjpeg-turbo's cjpeg makes the hostile corpus's
 # real arithmetic-coded JPEG (Pillow cannot write one).

@@ -62,7 +62,10 @@ class AllowList:
             if entry == "*":
                 any_public = True
             elif "/" in entry:
-                networks.append(ipaddress.ip_network(entry, strict=False))
+                try:
+                    networks.append(ipaddress.ip_network(entry, strict=False))
+                except ValueError:
+                    raise ValueError(f"not a host name, IP address or network: {raw.strip()!r}") from None
             elif _is_ip(entry.strip("[]")):
                 address = ipaddress.ip_address(entry.strip("[]"))
                 names.add(str(address))
@@ -186,6 +189,10 @@ class _PinnedHTTPS(http.client.HTTPSConnection):
         self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
 
 
+def _size(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{max(1, round(n / 1e3))} kB"
+
+
 def _left(deadline: float) -> float:
     remaining = deadline - time.monotonic()
     if remaining <= 0:
@@ -205,7 +212,7 @@ def _get(target: _Target, address: IPAddress, deadline: float, max_bytes: int) -
             return response.status, response.getheader("Location"), b""
         length = response.getheader("Content-Length")
         if length is not None and length.isdigit() and int(length) > max_bytes:
-            raise FetchFailed(f"the file is {int(length) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:g} MB")
+            raise FetchFailed(f"the file is {_size(int(length))}; the limit is {_size(max_bytes)}")
         body = bytearray()
         while True:
             sock.settimeout(_left(deadline))
@@ -214,7 +221,7 @@ def _get(target: _Target, address: IPAddress, deadline: float, max_bytes: int) -
                 return 200, None, bytes(body)
             body.extend(chunk)
             if len(body) > max_bytes:
-                raise FetchFailed(f"the file is larger than the limit of {max_bytes / 1e6:g} MB")
+                raise FetchFailed(f"the file is larger than the limit of {_size(max_bytes)}")
     except (OSError, http.client.HTTPException) as exc:
         if time.monotonic() >= deadline or isinstance(exc, TimeoutError):
             raise FetchFailed("the download took too long") from None
@@ -237,8 +244,8 @@ def fetch(url: str, allow: AllowList, max_bytes: int, timeout: float = DEFAULT_T
         if status not in (301, 302, 303, 307, 308) or not location:
             raise FetchFailed(f"the server answered HTTP {status}")
         url = urljoin(url, location)
-        following = check_url(url, allow)
-        if following.host != target.host:
-            raise FetchFailed(f"the URL redirects to another host ({following.host}); redirects are followed only on the same host")
-        target = following
+        host = (urlsplit(url).hostname or "").rstrip(".").lower()
+        if host != target.host:
+            raise FetchFailed(f"the URL redirects to another host ({host or 'none'}); redirects are followed only on the same host")
+        target = check_url(url, allow)
     raise FetchFailed(f"more than {MAX_REDIRECTS} redirects")
