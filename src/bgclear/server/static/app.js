@@ -149,11 +149,47 @@ function refreshPreview(item) {
   link.download = `${stem(item.file.name)}-cutout${png === item.shadowPng ? "-shadow" : ""}.png`;
 }
 
-function setBackground(item, color) {
+function setBackground(item, color, photo = null) {
   item.bg = color;
+  if (item.bgPhoto) URL.revokeObjectURL(item.bgPhoto.url);
+  item.bgPhoto = photo ? { file: photo, url: URL.createObjectURL(photo) } : null;
   const stage = $(".stage", item.el);
-  stage.classList.toggle("bg-transparent", color === null);
+  stage.classList.toggle("bg-transparent", color === null && !photo);
   stage.style.backgroundColor = color || "";
+  // The preview composites in the browser: the photo behind the cutout, covering it and centred
+  // (as the server's bg_image_file); the JPG download does the same at full resolution.
+  $(".cutout", item.el).style.background = photo ? `url("${item.bgPhoto.url}") center / cover no-repeat` : "";
+  const chip = $(".swatch.photo span", item.el);
+  chip.style.backgroundImage = photo ? `url("${item.bgPhoto.url}")` : "";
+  chip.parentElement.classList.toggle("chosen", Boolean(photo));
+}
+
+/** "Your own background photo": a file input beside the colours. */
+function buildPhotoSwatch(item, box) {
+  const label = document.createElement("label");
+  label.className = "swatch photo";
+  label.title = "Your own background photo";
+  label.innerHTML = `<input type="file" accept="image/jpeg,image/png,image/webp,image/avif,image/gif,image/bmp">`
+    + `<span aria-hidden="true">Your photo…</span>`;
+  const input = $("input", label);
+  input.setAttribute("aria-label", "Your own background photo");
+  input.addEventListener("change", async () => {
+    const file = input.files[0];
+    input.value = "";
+    if (!file) return;
+    try {
+      (await createImageBitmap(file)).close(); // the browser must read it to show and compose it
+    } catch {
+      const note = $(".error", item.el);
+      note.textContent = `This browser cannot read ${file.name || "that file"} as a picture: choose a JPEG, PNG or WebP photo.`;
+      note.hidden = false;
+      return;
+    }
+    $(".error", item.el).hidden = true;
+    box.querySelectorAll("input[type=radio]").forEach((r) => { r.checked = false; });
+    setBackground(item, null, file);
+  });
+  box.append(label);
 }
 
 function buildSwatches(item) {
@@ -183,6 +219,7 @@ function buildSwatches(item) {
     setBackground(item, picker.value);
   });
   box.append(custom);
+  buildPhotoSwatch(item, box);
 }
 
 function toBlobUrl(blob) {
@@ -231,14 +268,29 @@ async function toggleShadow(item, on) {
   refreshPreview(item);
 }
 
-async function flattenToJpeg(blob, color) {
+/** Draw ``image`` over the whole canvas, scaled to cover it and centred (CSS background-size: cover). */
+function drawCover(ctx, image, width, height) {
+  const k = Math.max(width / image.width, height / image.height);
+  const w = width / k;
+  const h = height / k;
+  ctx.imageSmoothingQuality = "high";
+  ctx.drawImage(image, (image.width - w) / 2, (image.height - h) / 2, w, h, 0, 0, width, height);
+}
+
+async function flattenToJpeg(blob, color, photo = null) {
   const bitmap = await createImageBitmap(blob);
   const canvas = document.createElement("canvas");
   canvas.width = bitmap.width;
   canvas.height = bitmap.height;
   const ctx = canvas.getContext("2d");
-  ctx.fillStyle = color;
-  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  if (photo) {
+    const picture = await createImageBitmap(photo);
+    drawCover(ctx, picture, canvas.width, canvas.height);
+    picture.close();
+  } else {
+    ctx.fillStyle = color;
+    ctx.fillRect(0, 0, canvas.width, canvas.height);
+  }
   ctx.drawImage(bitmap, 0, 0);
   bitmap.close();
   return new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.92));
@@ -272,7 +324,7 @@ function addItem(file) {
   });
   $(".shadow", el).addEventListener("change", (e) => toggleShadow(item, e.target.checked));
   $(".download-jpg", el).addEventListener("click", async () => {
-    const jpg = await flattenToJpeg(currentPng(item).blob, item.bg || "#ffffff");
+    const jpg = await flattenToJpeg(currentPng(item).blob, item.bg || "#ffffff", item.bgPhoto?.file);
     saveBlob(jpg, `${stem(file.name)}-cutout.jpg`);
   });
   $("#results").append(el);
@@ -290,7 +342,7 @@ function addItem(file) {
 function removeItem(item) {
   item.removed = true;
   if (item.xhr && item.xhr.readyState !== XMLHttpRequest.DONE) item.xhr.abort();
-  for (const png of [item.png, item.shadowPng]) if (png) URL.revokeObjectURL(png.url);
+  for (const png of [item.png, item.shadowPng, item.bgPhoto]) if (png) URL.revokeObjectURL(png.url);
   URL.revokeObjectURL($(".original", item.el).src);
   item.el.remove();
   items.splice(items.indexOf(item), 1);
