@@ -422,3 +422,28 @@ def test_openapi_documents_both_endpoints(client: httpx.Client) -> None:
     assert account["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/Account")
     assert {"RemoveBgJsonResponse", "RemoveBgErrors", "Account"} <= set(schema["components"]["schemas"])
     json.dumps(schema)
+
+
+# ---- keys and rate limit (server/auth.py, server/ratelimit.py) in remove.bg's shape -----
+
+def test_keys_and_rate_limit_answer_in_their_shape() -> None:
+    """In-process app without a model: the guard answers before any cutout is made."""
+    from fastapi.testclient import TestClient
+
+    from bgclear.server import ServerSettings, create_app
+    from bgclear.server.auth import KeyStore
+    from bgclear.server.ratelimit import RateLimit
+
+    settings = ServerSettings(api_keys=KeyStore.from_lines(["key-one"]), rate_limit=RateLimit.parse("1/min", 1))
+    client = TestClient(create_app(settings))  # no lifespan: no model is loaded
+    r = client.get("/v1.0/account")
+    assert_error(r, "missing_api_key", 403)
+    assert r.json()["errors"][0]["title"] == "Authentication failed"
+    assert_error(client.post(URL, data={"size": "full"}, headers={"X-Api-Key": "wrong"}), "invalid_api_key", 403)
+    assert client.get("/v1.0/account", headers={"X-Api-Key": "key-one"}).status_code == 200
+    r = client.get("/v1.0/account", headers={"Authorization": "Bearer key-one"})
+    assert_error(r, "rate_limited", 429)
+    assert r.json()["errors"][0]["title"] == "Rate limit exceeded"
+    assert int(r.headers["retry-after"]) > 0 and r.headers["x-ratelimit-limit"] and "x-ratelimit-reset" in r.headers
+    # The other API keeps its own shape for the same refusals.
+    assert client.post("/v1/remove", headers={"X-Api-Key": "wrong"}).json()["error"]["code"] == "invalid_api_key"
