@@ -205,6 +205,8 @@ def parse_color(value: str) -> tuple[int, int, int, int]:
         return (*rgba, 255)[:4]  # type: ignore[return-value]
     try:
         rgb = ImageColor.getrgb(text)
+        if not all(0 <= c <= 255 for c in rgb):  # rgb(999,0,0) parses, but is no colour
+            raise ValueError
     except ValueError:
         raise RemoveBgError("invalid_bg_color", "Invalid bg_color parameter given",
                             f"bg_color must be a hex colour (81d4fa, fff, 81d4fa77) or a colour name (green); got {value!r}") from None
