@@ -65,3 +65,10 @@ def test_over_colour_photo_and_transparent() -> None:
     assert abs(out[0, 1, 3] - a * 255) <= 1 and abs(out[0, 1, 0] - 200 * 0.5 / a) <= 1
     opaque = np.full((2, 2, 4), 255, np.uint8)
     assert over(colour, coverage, opaque).shape == (2, 2, 3)
+
+
+def test_place_returns_the_layer_itself_when_nothing_moves() -> None:
+    colour = np.zeros((4, 6, 3), np.uint8)
+    coverage = np.ones((4, 6), np.float32)
+    c, a = place(colour, coverage, (6, 4), 1.0, (0.2, -0.3))
+    assert c is colour and a is coverage

@@ -57,9 +57,11 @@ def place(colour: np.ndarray, coverage: np.ndarray, canvas: tuple[int, int], sca
     The layer (``colour`` uint8 (H, W, 3), ``coverage`` float32 (H, W)) is resized by
     ``scale`` and its top-left corner put at ``offset`` = (x, y) canvas pixels (may be
     negative: what falls outside is cut). Returns the canvas layer: uint8 (h, w, 3) and
-    float32 (h, w), zero where nothing landed.
+    float32 (h, w), zero where nothing landed (the inputs themselves when nothing moves).
     """
     cw, ch = canvas
+    if abs(scale - 1.0) <= 1e-9 and round(offset[0]) == 0 and round(offset[1]) == 0 and coverage.shape == (ch, cw):
+        return colour, coverage  # nothing moves: no copy of a full-resolution layer
     out_colour = np.zeros((ch, cw, 3), np.uint8)
     out_coverage = np.zeros((ch, cw), np.float32)
     h, w = coverage.shape
