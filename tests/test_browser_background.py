@@ -75,5 +75,5 @@ def test_a_photo_the_browser_cannot_read_gets_a_message(page, tmp_path: Path) ->
     page.set_input_files("#file-input", files(tmp_path, disc_png=disc_image(W, H)))
     it = wait_done(page)
     it.locator(".swatch.photo input").set_input_files(files(tmp_path, notes_txt=b"not a picture"))
-    assert "cannot read" in it.locator(".error").inner_text(timeout=10_000)
+    it.locator(".error").filter(has_text="cannot read").wait_for(timeout=10_000)  # the check is asynchronous
     assert it.locator(".swatch.photo.chosen").count() == 0
