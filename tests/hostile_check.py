@@ -187,8 +187,12 @@ def run_pool(cases: list[Case], workers: int = 2, timeout: float = 30.0, full: s
 
 # ---------------------------------------------------------------- through a server --
 
-#: What the server accepts (bgclear.server.config.ACCEPTED_INPUT_FORMATS); other images get 415.
-SERVER_FORMATS = ("JPEG", "PNG", "WEBP")
+def _server_accepts(data: bytes) -> bool:
+    """Whether the server takes this format (its list is the decoder's); other images get 415."""
+    from bgclear.decode import SNIFF_BYTES, sniff_format
+    from bgclear.server.config import ACCEPTED_INPUT_FORMATS
+
+    return sniff_format(data[:SNIFF_BYTES]) in ACCEPTED_INPUT_FORMATS
 
 
 @dataclass
@@ -206,7 +210,7 @@ def server_check(client, case: Case) -> ServerResult:
     import httpx
     from PIL import Image
 
-    from bgclear.decode import decode, sniff_format
+    from bgclear.decode import decode
     from bgclear.errors import InputError
 
     try:
@@ -222,13 +226,13 @@ def server_check(client, case: Case) -> ServerResult:
             assert isinstance(error["code"], str) and len(error["message"]) > 10
         except Exception:  # noqa: BLE001
             return ServerResult(case.name, "fail", status, f"4xx without a JSON error body: {r.text[:200]!r}")
-        accepted = sniff_format(case.data[:16]) in SERVER_FORMATS
+        accepted = _server_accepts(case.data)
         if case.expect == "ok" and accepted:
             return ServerResult(case.name, "fail", status, f"expected a cutout: {error}")
         return ServerResult(case.name, "pass", status, error["code"])
     if status != 200:
         return ServerResult(case.name, "fail", status, "unexpected status")
-    if case.expect == "refuse" or sniff_format(case.data[:16]) not in SERVER_FORMATS:
+    if case.expect == "refuse" or not _server_accepts(case.data):
         return ServerResult(case.name, "fail", status, "expected a refusal, got a cutout")
     try:
         img = Image.open(io.BytesIO(r.content))

@@ -570,8 +570,8 @@ def _not_images() -> list[Case]:
         Case("notimage/elf", elf, "refuse", "unsupported_format"),
         Case("notimage/windows-exe", mz, "refuse", "unsupported_format"),
         Case("notimage/gzip", gzip, "refuse", "unsupported_format"),
-        Case("notimage/heic-ftyp", heic, "refuse", "unsupported_format"),
-        Case("notimage/avif-ftyp", avif, "refuse", "unsupported_format"),
+        Case("notimage/heic-ftyp", heic, "refuse", "unreadable"),
+        Case("notimage/avif-ftyp", avif, "refuse", "unreadable"),
         Case("notimage/mp4-ftyp", mp4, "refuse", "unsupported_format"),
         Case("notimage/random-1k", bytes(rnd.randrange(256) for _ in range(1024)), "refuse", "unsupported_format"),
         Case("notimage/zeros", bytes(4096), "refuse", "unsupported_format"),
@@ -602,7 +602,7 @@ def _not_images() -> list[Case]:
         Case("polyglot/html+png", html + s["png"], "refuse", "unsupported_format"),
         Case("polyglot/pdf+jpeg", pdf + s["jpeg"], "refuse", "unsupported_format"),
         Case("polyglot/zip+png", zip_bytes + s["png"], "refuse", "unsupported_format"),
-        Case("polyglot/heic-ftyp+jpeg", heic + s["jpeg"], "refuse", "unsupported_format"),
+        Case("polyglot/heic-ftyp+jpeg", heic + s["jpeg"], "refuse", "unreadable"),
     ]
     return cases
 
@@ -793,20 +793,23 @@ def _tiff_attacks() -> list[Case]:
 #: Mutation counts per seed: (truncations, bit-flip files, corrupted ranges).
 MUTATIONS = {"png": (40, 40, 20), "png_rgba": (20, 20, 10), "jpeg": (40, 40, 20), "jpeg_progressive": (30, 30, 15),
              "webp": (30, 30, 15), "webp_lossless": (20, 20, 10), "gif": (25, 25, 12), "tiff": (25, 25, 12),
-             "bmp": (20, 20, 10)}
+             "bmp": (20, 20, 10), "heic": (20, 20, 10), "avif": (20, 20, 10)}
 
 
 @functools.lru_cache(maxsize=1)
 def _build() -> tuple[Case, ...]:
+    from hostile_heif import bombs as heif_bombs, heif_seeds, structure as heif_structure
+
     rng = random.Random(SEED)
     cases: list[Case] = []
-    for name, data in seeds().items():
+    for name, data in {**seeds(), **heif_seeds()}.items():
         cases.append(Case(f"seed/{name}", data, "ok"))
         n_trunc, n_flip, n_range = MUTATIONS[name]
         cases += _truncations(rng, name, data, n_trunc)
         cases += _bitflips(rng, name, data, n_flip)
         cases += _ranges(rng, name, data, n_range)
     cases += _bombs() + _extreme_shapes() + _modes() + _metadata() + _animations() + _not_images() + _structural()
+    cases += heif_bombs() + heif_structure()
     cases += regression_cases()
     names = [c.name for c in cases]
     dupes = {n for n in names if names.count(n) > 1}

@@ -31,6 +31,8 @@ FULL_SAMPLE = [
     "exif/jpeg-orientation-6", "exif/png-orientation-9", "exif/jpeg-ifd-loop", "icc/jpeg-lab-on-rgb",
     "icc/jpeg-cmyk-random", "anim/gif-3000-frames", "anim/webp-2000-frames", "anim/apng-1500-frames",
     "polyglot/gif+zip (GIFAR)", "bomb/png-5000-text-chunks", "struct/bmp-rle8-valid", "tiff/group4-1bit",
+    "seed/heic", "seed/avif", "heif/heic-orientation-6", "heif/heic-4-images-primary-2", "heif/avif-rgba",
+    "heif/heic-16bit-grey", "heif/avif-animated-3",
 ]
 
 

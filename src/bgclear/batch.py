@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .compose import Shadow
+from .decode import FORMAT_SUFFIXES
 from .errors import BgclearError, ModelError
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif"}
+#: Folders are scanned by suffix (the bytes still decide the format): every format the decoder reads.
+IMAGE_SUFFIXES = {suffix for suffixes in FORMAT_SUFFIXES.values() for suffix in suffixes}
 
 
 @dataclass(frozen=True)

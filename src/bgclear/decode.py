@@ -4,6 +4,11 @@ Everything a hostile or odd file can do is handled here, before any large
 buffer is allocated: the format is sniffed from the bytes (never the name),
 the pixel count is checked from the header, EXIF orientation is applied and
 colour profiles are converted to sRGB.
+
+Pillow's process-wide settings are left as the application set them: our pixel
+cap is checked between reading the header and decoding (Pillow's own format
+plugins are called directly, so its open-time bomb check never runs first with
+a different limit), and Pillow's checks during decoding still apply.
 """
 
 from __future__ import annotations
@@ -11,7 +16,6 @@ from __future__ import annotations
 import io
 import os
 import struct
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Union
@@ -19,27 +23,46 @@ from typing import Union
 import numpy as np
 from PIL import Image, ImageCms, ImageFile, ImageOps
 
+from . import isomedia
 from .errors import InputError
-
-# We enforce our own pixel cap from the header; Pillow's own bomb check would
-# raise a different exception type at a different threshold.
-Image.MAX_IMAGE_PIXELS = None
-ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 DEFAULT_MAX_PIXELS = int(os.environ.get("BGCLEAR_MAX_PIXELS", 40_000_000))
 DEFAULT_MAX_BYTES = int(os.environ.get("BGCLEAR_MAX_BYTES", 100 * 1024 * 1024))
 SMALL_IMAGE_EDGE = 1000
+
+#: Bytes :func:`sniff_format` needs to see the compatible brands of a HEIF/AVIF file.
+SNIFF_BYTES = 64
 
 #: format name -> magic-byte test. Only these are decoded.
 _SIGNATURES = {
     "JPEG": lambda b: b[:3] == b"\xff\xd8\xff",
     "PNG": lambda b: b[:8] == b"\x89PNG\r\n\x1a\n",
     "WEBP": lambda b: b[:4] == b"RIFF" and b[8:12] == b"WEBP",
+    "HEIF": lambda b: isomedia.image_kind(b) == "HEIF",
+    "AVIF": lambda b: isomedia.image_kind(b) == "AVIF",
     "TIFF": lambda b: b[:4] in (b"II*\x00", b"MM\x00*"),
     "BMP": lambda b: b[:2] == b"BM",
     "GIF": lambda b: b[:6] in (b"GIF87a", b"GIF89a"),
 }
+#: Every container format decoded, the one list the CLI, the batch and the server accept.
 SUPPORTED_FORMATS = tuple(_SIGNATURES)
+#: How people name them, for messages: "JPEG, PNG, WebP, HEIC/HEIF, AVIF, TIFF, BMP or GIF".
+FORMAT_NAMES = {"JPEG": "JPEG", "PNG": "PNG", "WEBP": "WebP", "HEIF": "HEIC/HEIF", "AVIF": "AVIF", "TIFF": "TIFF",
+                "BMP": "BMP", "GIF": "GIF"}
+#: File name suffixes of the accepted formats (folders are scanned by suffix; the bytes still decide).
+FORMAT_SUFFIXES = {"JPEG": (".jpg", ".jpeg", ".jpe", ".jfif"), "PNG": (".png",), "WEBP": (".webp",),
+                   "HEIF": (".heic", ".heif", ".hif", ".heics", ".heifs"), "AVIF": (".avif", ".avifs"),
+                   "TIFF": (".tif", ".tiff"), "BMP": (".bmp",), "GIF": (".gif",)}
+#: MIME types, for a browser's file picker.
+FORMAT_MIME_TYPES = {"JPEG": ("image/jpeg",), "PNG": ("image/png",), "WEBP": ("image/webp",),
+                     "HEIF": ("image/heic", "image/heif", "image/heic-sequence", "image/heif-sequence"),
+                     "AVIF": ("image/avif",), "TIFF": ("image/tiff",), "BMP": ("image/bmp",), "GIF": ("image/gif",)}
+
+
+def accepted_formats_text(formats: tuple[str, ...] = SUPPORTED_FORMATS) -> str:
+    """'JPEG, PNG, ..., BMP or GIF'."""
+    names = [FORMAT_NAMES[f] for f in formats]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
 
 ImageSource = Union[str, os.PathLike, bytes, bytearray, memoryview, Image.Image, np.ndarray]
 
@@ -66,7 +89,8 @@ class DecodedImage:
 
 
 def sniff_format(head: bytes) -> str | None:
-    """Container format from the first bytes of a file, or ``None`` if not an accepted image."""
+    """Container format from the first bytes of a file (:data:`SNIFF_BYTES` of them tell
+    AVIF from HEIC when the major brand is a generic one), or ``None`` if not an accepted image."""
     for name, test in _SIGNATURES.items():
         if test(head):
             return name
@@ -83,8 +107,10 @@ def _describe_unknown(head: bytes) -> str:
     for magic, what in probes:
         if stripped[: len(magic)].lower() == magic.lower():
             return what
-    if head[4:12] in (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftypavif", b"ftyphevc", b"ftypmsf1"):
-        return "a HEIC/AVIF image (not supported; export it as JPEG or PNG)"
+    brands = isomedia.ftyp_brands(head)
+    if brands:
+        shown = brands[0].decode("ascii", "replace").strip() or "empty"
+        return f"an ISO media file of brand '{shown}' (a video or another kind of file, not a HEIC or AVIF image)"
     return "not a recognised image"
 
 
@@ -107,14 +133,26 @@ def _read_bytes(source, max_bytes: int) -> bytes:
     return data
 
 
+def _pillow_limit() -> int | None:
+    """The pixel count above which Pillow refuses an image in this process (the application's
+    ``Image.MAX_IMAGE_PIXELS``, read, never changed), or ``None`` when it is switched off."""
+    limit = Image.MAX_IMAGE_PIXELS
+    return None if limit is None else 2 * int(limit)
+
+
 def _check_pixels(width: int, height: int, max_pixels: int) -> None:
     if width <= 0 or height <= 0:
         raise InputError("unreadable", f"the image header claims an empty size ({width}x{height})")
-    if width * height > max_pixels:
+    # Never looser than Pillow would be here: an application that lowered its limit keeps it.
+    pillow = _pillow_limit()
+    limit = max_pixels if pillow is None else min(max_pixels, pillow)
+    if width * height > limit:
+        whose = " (Pillow's Image.MAX_IMAGE_PIXELS in this process)" if limit < max_pixels else ""
+        shown = f"{limit / 1e6:.0f} MP" if limit >= 1e6 else f"{limit} pixels"
         raise InputError(
             "too_many_pixels",
             f"the image is {width}x{height} ({width * height / 1e6:.1f} MP); the limit is "
-            f"{max_pixels / 1e6:.0f} MP. Resize it before uploading.",
+            f"{shown}{whose}. Resize it before uploading.",
         )
 
 
@@ -177,29 +215,84 @@ def _pil_to_decoded(img: Image.Image, fmt: str, notes: list[str]) -> DecodedImag
     return DecodedImage(rgb=rgb, source_alpha=alpha, format=fmt, warnings=notes)
 
 
+def _plugin(fmt: str) -> type[ImageFile.ImageFile]:
+    """The image-file class that reads ``fmt``, without registering anything with Pillow."""
+    if fmt == "HEIF":
+        try:
+            from pillow_heif import HeifImageFile
+        except ImportError as exc:
+            raise InputError("unsupported_format", f"the file is a HEIC/HEIF image, and reading it needs the "
+                             f"pillow-heif package ({exc.__class__.__name__}): pip install pillow-heif") from None
+        return HeifImageFile
+    if fmt not in Image.OPEN:
+        Image.init()
+    if fmt not in Image.OPEN or (fmt == "AVIF" and not _avif_supported()):
+        raise InputError("unsupported_format", f"the file is {FORMAT_NAMES[fmt]}, which this installation of Pillow "
+                         "cannot read; install Pillow 11.3 or later from its wheels")
+    return Image.OPEN[fmt][0]  # type: ignore[return-value]
+
+
+def _avif_supported() -> bool:
+    from PIL import AvifImagePlugin
+
+    return AvifImagePlugin.SUPPORTED
+
+
+def _open_header(data: bytes, fmt: str, max_pixels: int) -> ImageFile.ImageFile:
+    """Read the header only and check the pixel cap from it.
+
+    The plugin class is called directly rather than through ``Image.open``, whose
+    own bomb check (``Image.MAX_IMAGE_PIXELS``, the application's setting) would
+    otherwise run before ours and refuse with another error at another size.
+    """
+    if fmt in ("HEIF", "AVIF"):
+        # Before the codec library parses it: libheif and libavif refuse huge sizes with
+        # errors of their own, at limits of their own.
+        declared = isomedia.declared_size(data)
+        if declared is not None:
+            _check_pixels(*declared, max_pixels)
+    img = _plugin(fmt)(io.BytesIO(data))
+    _check_pixels(img.width, img.height, max_pixels)
+    return img
+
+
+def _frame_note(img: Image.Image, fmt: str) -> str | None:
+    frames = getattr(img, "n_frames", 1)
+    if frames <= 1:
+        return None
+    if fmt in ("HEIF", "TIFF"):
+        which = "the primary image" if fmt == "HEIF" else "the first page"
+        return f"the file holds {frames} images; {which} was processed"
+    return f"the file has {frames} frames; only the first was processed"
+
+
 def _decode_bytes(data: bytes, max_pixels: int) -> DecodedImage:
     if len(data) == 0:
         raise InputError("empty", "the file is empty (0 bytes)")
-    fmt = sniff_format(data[:16])
+    fmt = sniff_format(data[:SNIFF_BYTES])
     if fmt is None:
-        accepted = ", ".join(SUPPORTED_FORMATS)
-        raise InputError("unsupported_format", f"the file is {_describe_unknown(data[:64])}; accepted formats: {accepted}")
+        raise InputError("unsupported_format", f"the file is {_describe_unknown(data[:SNIFF_BYTES])}; "
+                         f"accepted formats: {accepted_formats_text()}")
     notes: list[str] = []
+    # Pillow's warnings about odd files are left to the application's filters: silencing
+    # them here (warnings.catch_warnings) would change process-wide state from many threads.
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            img = Image.open(io.BytesIO(data), formats=[fmt])
-            _check_pixels(img.width, img.height, max_pixels)
-            frames = getattr(img, "n_frames", 1) if fmt in ("GIF", "WEBP", "PNG", "TIFF") else 1
-            if frames > 1:
-                notes.append(f"the file has {frames} frames; only the first was processed")
-            img.load()
+        img = _open_header(data, fmt, max_pixels)
+        note = _frame_note(img, fmt)
+        if note:
+            notes.append(note)
+        img.load()
     except InputError:
         raise
-    except Image.DecompressionBombError as exc:  # pragma: no cover - cap disabled above
-        raise InputError("too_many_pixels", str(exc)) from None
+    except Image.DecompressionBombError as exc:
+        # Pillow's own check while decoding, at the application's Image.MAX_IMAGE_PIXELS.
+        raise InputError("too_many_pixels", f"the image is larger than Pillow allows in this process ({_short(exc)}); "
+                         "resize it before uploading") from None
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, KeyError,
-            struct.error, ZeroDivisionError, MemoryError, RuntimeError) as exc:
+            struct.error, ZeroDivisionError, MemoryError, RuntimeError, Warning) as exc:  # Warning: under -W error
+        if "security limit" in str(exc).lower():  # libheif's own caps (sizes, item counts)
+            raise InputError("too_many_pixels", f"the {FORMAT_NAMES[fmt]} file exceeds the decoder's safety limits "
+                             f"({_short(exc)})") from None
         raise InputError("unreadable", f"the {fmt} file is damaged or truncated and cannot be decoded ({_short(exc)})") from None
     try:
         return _pil_to_decoded(img, fmt, notes)

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 
 from ..backends import DEFAULT_REFINER
-from ..decode import DEFAULT_MAX_PIXELS
+from ..decode import DEFAULT_MAX_PIXELS, SUPPORTED_FORMATS
 from ..models.registry import DEFAULT_SEGMENTER
 from .auth import KeyStore
 from .ratelimit import RateLimit
@@ -24,8 +24,8 @@ DEFAULT_UPLOAD_TIMEOUT = 60.0
 FORM_OVERHEAD_BYTES = 64 * 1024
 #: Output formats of the API; ``json`` wraps a PNG (or the asked image format) in base64.
 API_FORMATS = ("png", "jpg", "webp", "json")
-#: Input container formats the server accepts, detected from the bytes.
-ACCEPTED_INPUT_FORMATS = ("JPEG", "PNG", "WEBP")
+#: Input container formats the server accepts, detected from the bytes: the decoder's list.
+ACCEPTED_INPUT_FORMATS = SUPPORTED_FORMATS
 
 
 def default_concurrency() -> int:

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..decode import FORMAT_MIME_TYPES, accepted_formats_text
+from .config import ACCEPTED_INPUT_FORMATS
 from .schemas import ErrorResponse, RemoveOptions, RemoveResult
+
+_ACCEPTED = accepted_formats_text(ACCEPTED_INPUT_FORMATS)
 
 
 def _option_schemas() -> dict[str, dict[str, Any]]:
@@ -40,7 +44,8 @@ REMOVE_OPENAPI: dict[str, Any] = {
     "parameters": _query_parameters(),
     "requestBody": {
         "required": True,
-        "description": "The image (JPEG, PNG or WebP; at most the server's max_bytes) as a form field or as the raw body.",
+        "description": f"The image ({_ACCEPTED}, recognised from its bytes; at most the server's max_bytes) "
+                       "as a form field or as the raw body.",
         "content": {
             "multipart/form-data": {
                 "schema": {
@@ -52,9 +57,7 @@ REMOVE_OPENAPI: dict[str, Any] = {
                     },
                 },
             },
-            "image/jpeg": _BINARY,
-            "image/png": _BINARY,
-            "image/webp": _BINARY,
+            **{mime: _BINARY for fmt in ACCEPTED_INPUT_FORMATS for mime in FORMAT_MIME_TYPES[fmt]},
             "application/octet-stream": _BINARY,
         },
     },
@@ -81,12 +84,17 @@ REMOVE_RESPONSES: dict[int | str, dict[str, Any]] = {
         },
     },
     400: _errors("Malformed request", ("missing_file", "the form has no image: send it in the field 'image_file' (or 'file')")),
+    403: _errors("No API key, or a wrong one (when the server has keys)",
+                 ("missing_api_key", "this server requires an API key: send it in the X-Api-Key header (or as Authorization: Bearer <key>)"),
+                 ("invalid_api_key", "the API key is not valid for this server; check it and try again")),
     413: _errors("Too large", ("too_large", "the upload is 23.4 MB; the limit is 10 MB per image. Send a smaller file, for example the photo saved as JPEG."),
                  ("too_many_pixels", "the image is 12000x9000 (108.0 MP); the limit is 40 MP. Resize it before uploading.")),
-    415: _errors("Not an accepted image format", ("unsupported_format", "the file is not an image this server reads; it accepts JPEG, PNG or WebP")),
+    415: _errors("Not an accepted image format", ("unsupported_format", f"the file is not an image this server reads; it accepts {_ACCEPTED}")),
     422: _errors("Unusable image or option", ("empty", "the upload is empty (0 bytes); choose an image file"),
                  ("unreadable", "the PNG file is damaged or truncated and cannot be decoded (image file is truncated)"),
                  ("invalid_option", "bg_color: unknown colour 'blurple': use #rrggbb, 'transparent' or one of black, blue, ...")),
+    429: _errors("Over the rate limit (when the server has one); see Retry-After and X-RateLimit-*",
+                 ("rate_limited", "too many requests: this server allows 60/min per API key, in bursts of up to 10; try again in 4 s")),
     503: _errors("Busy or still loading; see Retry-After", ("busy", "the server is busy (1 images in progress, 8 waiting); try again in 12 s"),
                  ("loading", "the model is still loading; try again in a few seconds")),
 }

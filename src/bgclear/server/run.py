@@ -9,6 +9,7 @@ import signal
 import threading
 
 import click
+from PIL import Image
 
 from ..backends import refiner_names
 from ..decode import DEFAULT_MAX_PIXELS
@@ -101,6 +102,10 @@ def run_server(
     # The CLI may have configured logging quieter; a server's own level wins.
     logging.getLogger().setLevel(log_level.upper())
     _check_models(settings.segmenter, settings.refiner)
+    # This process is ours: Pillow's own limit (2 x MAX_IMAGE_PIXELS, checked while decoding
+    # and cropping) must not refuse what --max-pixels allows.
+    if Image.MAX_IMAGE_PIXELS is not None and max_pixels > Image.MAX_IMAGE_PIXELS:
+        Image.MAX_IMAGE_PIXELS = max_pixels
     # Concurrent cutouts share the cores instead of each spawning a thread per core.
     os.environ.setdefault("BGCLEAR_THREADS", str(max(1, (os.cpu_count() or 2) // settings.max_concurrency)))
     log.info("bgclear server on http://%s:%d/ (API docs: /docs); %d at once, %d queued, %.0f MB and %.0f MP per image; "
@@ -150,6 +155,12 @@ def run_server(
               "'*': any public host). Off by default. Loopback and private addresses only when listed as addresses.")
 @click.option("--url-fetch-timeout", default=DEFAULT_URL_FETCH_TIMEOUT, show_default=True, type=click.FloatRange(min=0.1),
               help="Seconds one URL fetch may take, redirects included.")
+@click.option("--api-keys", type=click.Path(dir_okay=False), default=None,
+              help="File of API keys, one per line (or sha256:HEX); the APIs then need X-Api-Key or Authorization: Bearer.")
+@click.option("--rate-limit", default=None, metavar="N/UNIT",
+              help="Requests per API key (per client address without keys), e.g. 60/min; 429 beyond it. Default: none.")
+@click.option("--burst", default=None, type=click.IntRange(1), help="Requests a client may make at once (default: 10, "
+              "or fewer when the rate is lower).")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"], case_sensitive=False))
 def serve_command(**options) -> None:  # type: ignore[no-untyped-def]

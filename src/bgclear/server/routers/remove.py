@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse, Response
 from PIL import Image
 
 from ... import Cutout, InputError, Session
-from ...decode import sniff_format
+from ...decode import SNIFF_BYTES, accepted_formats_text, sniff_format
 from ...encode import MIME_TYPES, encode
 from ..config import ACCEPTED_INPUT_FORMATS, ServerSettings
 from ..errors import APIError
@@ -95,14 +95,15 @@ def _check_input(data: bytes) -> str:
     """The upload's format from its bytes, or a refusal a person can act on."""
     if not data:
         raise InputError("empty", "the upload is empty (0 bytes); choose an image file")
-    fmt = sniff_format(data[:16])
+    fmt = sniff_format(data[:SNIFF_BYTES])
     if fmt in ACCEPTED_INPUT_FORMATS:
         return fmt
-    accepted = "JPEG, PNG or WebP"
+    accepted = accepted_formats_text(ACCEPTED_INPUT_FORMATS)
     if fmt is not None:
         raise InputError("unsupported_format", f"the file is a {fmt} image; this server accepts {accepted}. Convert it and try again.")
     if data[4:8] == b"ftyp":
-        raise InputError("unsupported_format", f"the file looks like a HEIC/AVIF photo; this server accepts {accepted}. Export it as JPEG and try again.")
+        raise InputError("unsupported_format", f"the file is a video or another ISO media file, not a HEIC or AVIF "
+                         f"photo; this server accepts {accepted}")
     raise InputError("unsupported_format", f"the file is not an image this server reads; it accepts {accepted}")
 
 

@@ -14,6 +14,9 @@ const PRESETS = [
 ];
 const MAX_PARALLEL = 1;
 const MAX_RETRIES = 30;
+// The API key, when the server asks for one, lives in sessionStorage: this tab only, gone when it closes.
+const KEY_STORE = "bgclear-api-key";
+const FORMAT_NAMES = { WEBP: "WebP", HEIF: "HEIC" };
 
 const $ = (sel, root = document) => root.querySelector(sel);
 const items = [];
@@ -46,8 +49,10 @@ async function watchServer() {
       const res = await fetch("/healthz", { cache: "no-store" });
       const body = await res.json();
       limits = body;
-      $("#limits").textContent =
-        `JPEG, PNG or WebP, up to ${mb(body.max_bytes)} and ${Math.round(body.max_pixels / 1e6)} megapixels per image.`;
+      const names = (body.accepted_formats || ["JPEG", "PNG", "WEBP"]).map((f) => FORMAT_NAMES[f] || f);
+      $("#limits").textContent = `${names.slice(0, -1).join(", ")} or ${names.at(-1)}, up to ${mb(body.max_bytes)} `
+        + `and ${Math.round(body.max_pixels / 1e6)} megapixels per image.`;
+      if (body.auth_required && !apiKey()) askForKey("This server needs an API key: enter it to remove backgrounds.");
       if (body.status === "ready") {
         status.textContent = "Ready.";
         status.classList.remove("bad");
@@ -66,6 +71,31 @@ async function watchServer() {
   }
 }
 
+// ---- the API key ------------------------------------------------------------
+
+const keyWaiters = [];
+const apiKey = () => sessionStorage.getItem(KEY_STORE);
+
+/** Show the key form; resolves once the user has entered a key. */
+function askForKey(message) {
+  $("#key-note").textContent = message;
+  $("#key-form").hidden = false;
+  $("#api-key").focus();
+  return new Promise((resolve) => keyWaiters.push(resolve));
+}
+
+function setUpKeyForm() {
+  $("#key-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const key = $("#api-key").value.trim();
+    if (!key) return;
+    sessionStorage.setItem(KEY_STORE, key);
+    $("#api-key").value = "";
+    $("#key-form").hidden = true;
+    keyWaiters.splice(0).forEach((resolve) => resolve(key));
+  });
+}
+
 // ---- talking to the API ----------------------------------------------------
 
 function post(item, params, onUploadProgress) {
@@ -73,6 +103,7 @@ function post(item, params, onUploadProgress) {
     const xhr = new XMLHttpRequest();
     item.xhr = xhr;
     xhr.open("POST", "/v1/remove?" + new URLSearchParams(params));
+    if (apiKey()) xhr.setRequestHeader("X-Api-Key", apiKey());
     xhr.responseType = "blob";
     xhr.upload.onprogress = (e) => e.lengthComputable && onUploadProgress(e.loaded / e.total);
     xhr.upload.onload = () => onUploadProgress(1);
@@ -97,18 +128,32 @@ function post(item, params, onUploadProgress) {
   });
 }
 
-/** POST with retries while the server says it is busy or loading (503 + Retry-After). */
+/** POST with retries while the server says it is busy or loading (503), or over its rate limit
+ * (429), after Retry-After; on 403 it asks for a key (again) and retries with it. */
 async function postWithRetry(item, params, onUploadProgress) {
   for (let attempt = 0; ; attempt++) {
     try {
       return await post(item, params, onUploadProgress);
     } catch (err) {
-      if (err.status !== 503 || attempt >= MAX_RETRIES || item.removed) throw err;
+      if (err.status === 403 && !item.removed) {
+        sessionStorage.removeItem(KEY_STORE);
+        setState(item, "Waiting for an API key…");
+        await askForKey(apiKeyProblem(err));
+        continue;
+      }
+      const retryable = err.status === 503 || (err.status === 429 && err.retryAfter <= 60);
+      if (!retryable || attempt >= MAX_RETRIES || item.removed) throw err;
       const wait = Math.max(1, err.retryAfter || 2);
-      setState(item, err.code === "loading" ? `Model loading; retrying in ${wait} s…` : `Server busy; retrying in ${wait} s…`);
+      const why = { loading: "Model loading", rate_limited: "Rate limit reached" }[err.code] || "Server busy";
+      setState(item, `${why}; retrying in ${wait} s…`);
       await sleep(wait * 1000);
     }
   }
+}
+
+function apiKeyProblem(err) {
+  return err.code === "invalid_api_key" ? "The server refused this API key: check it and enter it again."
+    : "This server needs an API key: enter it to remove backgrounds.";
 }
 
 // ---- items -----------------------------------------------------------------
@@ -397,4 +442,5 @@ function setUpInput() {
 }
 
 setUpInput();
+setUpKeyForm();
 watchServer();
