@@ -282,9 +282,10 @@ def test_the_api_cuts_them_out(small_session, photo: Image.Image, fmt: str) -> N
     with TestClient(app) as client:
         assert {"HEIF", "AVIF", "TIFF"} <= set(client.get("/healthz").json()["accepted_formats"])
         data = fs.encode(photo, fmt, exif=fs.exif_orientation(8))
-        r = client.post("/v1/remove", files={"image_file": ("photo." + fmt.lower(), data)})
-        assert r.status_code == 200, r.text
-        assert Image.open(io.BytesIO(r.content)).size == (240, 320)
+        for path, form in (("/v1/remove", {}), ("/v1.0/removebg", {"size": "full"})):  # both APIs
+            r = client.post(path, files={"image_file": ("photo." + fmt.lower(), data)}, data=form)
+            assert r.status_code == 200, r.text
+            assert Image.open(io.BytesIO(r.content)).size == (240, 320)
         bomb = client.post("/v1/remove", content=fs.patch_ispe(data, 65535, 65535) if fmt != "TIFF" else data[:200])
         assert bomb.status_code in (413, 422) and bomb.json()["error"]["code"] in ("too_many_pixels", "unreadable")
 
