@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-#: Largest number of buckets kept; about 200 bytes each.
+#: Largest number of buckets kept: about 300 bytes each with its key (measured), so 15 MB at the cap.
 DEFAULT_MAX_CLIENTS = 50_000
 DEFAULT_BURST = 10
 _UNITS = {"s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0, "minute": 60.0,
