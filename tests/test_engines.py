@@ -4,6 +4,7 @@ fall-backs and the compiled-model cache. Real runtimes and the real U2NetP file 
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 import threading
@@ -188,3 +189,23 @@ def test_cli_engine_and_precision_flags_and_doctor(tmp_path):
     engines = json.loads(r.stdout)["engines"]
     assert engines["chosen"] == {"engine": "onnxruntime", "precision": "f32", "device": "cpu"}
     assert engines["installed"]["openvino"] and engines["cpu"]
+
+
+@needs_openvino
+def test_loading_openvino_writes_nothing_to_the_home_folder_and_sends_no_telemetry(tmp_path, u2netp_path):
+    # OpenVINO's conversion tools keep usage statistics in ~/intel unless told not to;
+    # a fresh HOME shows whether anything is written there.
+    code = (
+        "import sys\n"
+        "from bgclear.engines import EngineOptions, load_onnx\n"
+        f"load_onnx({str(u2netp_path)!r}, EngineOptions(engine='openvino', precision='f32'))\n"
+        "import openvino.tools.ovc.telemetry_utils as t\n"
+        "print(t.tm.__name__)\n"
+        "import openvino_telemetry\n"  # the application's own import still works afterwards
+    )
+    env = {**os.environ, "HOME": str(tmp_path), "BGCLEAR_HOME": str(tmp_path / "bgclear")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "openvino.tools.ovc.telemetry_stub"
+    assert not (tmp_path / "intel").exists()  # where OpenVINO's telemetry keeps its counter and client id
+    assert (tmp_path / "bgclear" / "models" / "compiled").is_dir()  # the compiled-network cache, as intended

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import queue
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +24,33 @@ log = logging.getLogger("bgclear")
 INSTALL_HINT = "pip install openvino (or reinstall bgclear, which depends on it on x86-64 and ARM64)"
 
 
-def version() -> str | None:
+def import_openvino():
+    """``openvino``, imported without its usage telemetry.
+
+    Importing openvino imports its model-conversion tools, which count every import
+    in ~/intel/stats and send usage events unless a consent file in the home folder
+    says no. bgclear never converts models and promises not to write or send
+    anything it is not asked to, so the first import here is made while
+    ``openvino_telemetry`` is unimportable: the tools then use their built-in stub.
+    The block is lifted right after, so an application's own later import of
+    ``openvino_telemetry`` works as before.
+    """
+    if "openvino" in sys.modules or "openvino_telemetry" in sys.modules:
+        import openvino
+
+        return openvino
+    sys.modules["openvino_telemetry"] = None  # type: ignore[assignment]
     try:
         import openvino
+    finally:
+        if sys.modules.get("openvino_telemetry", 0) is None:
+            del sys.modules["openvino_telemetry"]
+    return openvino
+
+
+def version() -> str | None:
+    try:
+        openvino = import_openvino()
     except ImportError:
         return None
     return openvino.get_version().split("-")[0]
@@ -45,8 +70,7 @@ class OpenVinoEngine:
     name = "openvino"
 
     def __init__(self, path: Path, precision: str, device: str, threads: int | None) -> None:
-        import openvino as ov
-
+        ov = import_openvino()
         if device not in ("cpu", "auto"):
             raise ModelError(f"the OpenVINO engine runs on the CPU; for --device {device} use --engine onnxruntime")
         core = ov.Core()

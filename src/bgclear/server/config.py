@@ -43,6 +43,9 @@ class ServerSettings:
     segmenter: str = DEFAULT_SEGMENTER
     refiner: str = DEFAULT_REFINER
     max_concurrency: int = 0  # 0: default_concurrency()
+    engine: str = "auto"  # inference runtime (bgclear.engines)
+    precision: str = "auto"
+    threads: int = 0  # per cutout; 0: the cores shared out between concurrent cutouts
     queue_size: int = DEFAULT_QUEUE_SIZE
     max_bytes: int = DEFAULT_MAX_BYTES
     max_pixels: int = DEFAULT_MAX_PIXELS
@@ -56,6 +59,9 @@ class ServerSettings:
     def __post_init__(self) -> None:
         if self.max_concurrency <= 0:
             object.__setattr__(self, "max_concurrency", default_concurrency())
+        if self.threads <= 0:
+            # Concurrent cutouts share the cores instead of each spawning a thread per core.
+            object.__setattr__(self, "threads", max(1, (os.cpu_count() or 2) // self.max_concurrency))
         if self.queue_size < 0:
             raise ValueError("queue_size must be 0 or more")
         if self.max_bytes <= 0 or self.max_pixels <= 0 or self.upload_timeout <= 0:

@@ -13,6 +13,7 @@ from PIL import Image
 
 from ..backends import refiner_names
 from ..decode import DEFAULT_MAX_PIXELS
+from ..engines.base import ENGINE_CHOICES, PRECISION_CHOICES
 from ..errors import ModelError
 from ..models.registry import get_model
 from ..models.store import model_path
@@ -66,6 +67,8 @@ def run_server(
     segmenter: str | None = None,
     refiner: str | None = None,
     max_concurrency: int = 0,
+    engine: str = "auto",
+    precision: str = "auto",
     queue_size: int = DEFAULT_QUEUE_SIZE,
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_pixels: int = DEFAULT_MAX_PIXELS,
@@ -92,7 +95,7 @@ def run_server(
     defaults = ServerSettings()
     settings = ServerSettings(
         host=host, port=port, segmenter=segmenter or defaults.segmenter, refiner=refiner or defaults.refiner,
-        max_concurrency=max_concurrency, queue_size=queue_size, max_bytes=max_bytes, max_pixels=max_pixels,
+        max_concurrency=max_concurrency, engine=engine, precision=precision, queue_size=queue_size, max_bytes=max_bytes, max_pixels=max_pixels,
         upload_timeout=upload_timeout, log_level=log_level,
         api_keys=KeyStore.load(api_keys) if api_keys is not None else None,
         rate_limit=RateLimit.parse(rate_limit, burst) if rate_limit else None,
@@ -106,8 +109,6 @@ def run_server(
     # and cropping) must not refuse what --max-pixels allows.
     if Image.MAX_IMAGE_PIXELS is not None and max_pixels > Image.MAX_IMAGE_PIXELS:
         Image.MAX_IMAGE_PIXELS = max_pixels
-    # Concurrent cutouts share the cores instead of each spawning a thread per core.
-    os.environ.setdefault("BGCLEAR_THREADS", str(max(1, (os.cpu_count() or 2) // settings.max_concurrency)))
     log.info("bgclear server on http://%s:%d/ (API docs: /docs); %d at once, %d queued, %.0f MB and %.0f MP per image; "
              "uploads are processed in memory and never stored",
              host, port, settings.max_concurrency, settings.queue_size, max_bytes / 1e6, max_pixels / 1e6)
@@ -137,6 +138,10 @@ def run_server(
 @click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--segmenter", default=None, help="Segmentation model (default: isnet). See 'bgclear models list'.")
 @click.option("--refiner", default=None, help="Alpha refiner: guided (default), closed-form, none.")
+@click.option("--engine", type=click.Choice(ENGINE_CHOICES), default="auto", show_default=True,
+              help="Inference runtime; auto: OpenVINO on the CPU when installed, else onnxruntime.")
+@click.option("--precision", type=click.Choice(PRECISION_CHOICES), default="auto", show_default=True,
+              help="auto: bf16 where the CPU computes it natively, else f32.")
 @click.option("--max-concurrency", default=0, type=click.IntRange(0, 64), help="Cutouts at once (0: one per two cores).")
 @click.option("--queue-size", default=DEFAULT_QUEUE_SIZE, show_default=True, type=click.IntRange(0, 1000),
               help="Requests waiting beyond those running; more get 503 with Retry-After.")

@@ -146,6 +146,10 @@ class Health(BaseModel):
     status: Literal["loading", "ready", "failed"]
     segmenter: str
     refiner: str
+    engine: str | None = Field(None, description="Inference runtime of the segmenter once loaded, e.g. 'openvino'.")
+    precision: str | None = Field(None, description="Its numeric precision, e.g. 'bf16' or 'f32'.")
+    device: str | None = Field(None, description="Where it runs, e.g. 'cpu'.")
+    threads: int = Field(0, description="Threads per cutout.")
     detail: str | None = None
     max_bytes: int = Field(description="Largest accepted upload in bytes.")
     max_pixels: int = Field(description="Largest accepted width x height.")

@@ -49,8 +49,10 @@ class AppState:
     def _load(self) -> None:
         s = self.settings
         try:
-            self.session = Session(segmenter=s.segmenter, refiner=s.refiner)
-            log.info("ready: segmenter=%s refiner=%s loaded in %.2fs", s.segmenter, s.refiner, self.session.load_seconds)
+            self.session = Session(segmenter=s.segmenter, refiner=s.refiner, engine=s.engine, precision=s.precision,
+                                   threads=s.threads)
+            log.info("ready: segmenter=%s refiner=%s (%s, %d threads) loaded in %.2fs", s.segmenter, s.refiner,
+                     self.session.describe(), s.threads, self.session.load_seconds)
         except Exception as exc:  # noqa: BLE001 - reported by /healthz and every request
             self.load_error = f"{exc.__class__.__name__}: {exc}"
             log.error("the model failed to load: %s", self.load_error)

@@ -23,8 +23,11 @@ async def healthz(state: StateDep) -> JSONResponse:
     Also states the upload limits, which the web page shows and checks before uploading."""
     s = state.settings
     status = "ready" if state.ready else ("failed" if state.load_error else "loading")
+    engine = getattr(state.session.segmenter, "engine", None) if state.ready else None
     body = Health(
-        status=status, segmenter=s.segmenter, refiner=s.refiner, detail=state.load_error,
+        status=status, segmenter=s.segmenter, refiner=s.refiner, detail=state.load_error, threads=s.threads,
+        engine=engine.name if engine else None, precision=engine.precision if engine else None,
+        device=engine.device if engine else None,
         max_bytes=s.max_bytes, max_pixels=s.max_pixels, accepted_formats=list(ACCEPTED_INPUT_FORMATS),
         max_concurrency=s.max_concurrency, queue_size=s.queue_size,
         running=state.limiter.running, waiting=state.limiter.waiting, auth_required=s.api_keys is not None,
