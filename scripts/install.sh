@@ -6,8 +6,12 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[server]'
+# torch==2.13.0 first, on its own (the CPU build kept on disk; see scripts/test.sh): the MobileSAM
+# pull exports that network to ONNX with it, once; the click touch-up then runs without PyTorch.
+.venv/bin/python -m pip install --quiet --disable-pip-version-check 'torch==2.13.0'
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[server,sam]'
 .venv/bin/bgclear models pull isnet
+.venv/bin/bgclear models pull mobilesam
 .venv/bin/bgclear remove examples/cat.png -o examples/cat-cutout.png
 echo "Cut out examples/cat.png -> examples/cat-cutout.png (full resolution, transparent PNG)."
 echo "Activate with: . .venv/bin/activate   then: bgclear remove photo.jpg | bgclear serve"
