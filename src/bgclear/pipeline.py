@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import cv2
@@ -23,51 +24,85 @@ from .backends import DEFAULT_REFINER, make_refiner, make_segmenter
 from .cutout import Cutout
 from .decode import DEFAULT_MAX_PIXELS, DecodedImage, ImageSource, decode
 from .engines import EngineOptions
+from .errors import InputError
+from .memo import ByteBoundedCache, pixels_key
 from .files import write_atomic
 from .foreground import estimate_foreground
 from .models.registry import DEFAULT_SEGMENTER
+from .promptable import Embedding, PromptableSegmenter
 from .segment import upsample_probability
 from .settle import settle_unsure
 from .tiles import working_scale
+from .touchup import Box, Point, check_prompts, point_object, touch_up
 from .trimap import band_radius, make_trimap
 
 __all__ = ["Cutout", "Prepared", "Session", "get_session", "matte_from_probability", "remove", "write_atomic"]
 
 log = logging.getLogger("bgclear")
 
+#: The model that answers keep / remove points and boxes.
+DEFAULT_PROMPTABLE = "mobilesam"
+#: Memory for per-image work kept between calls (about 8 MB an image: ~30 photos).
+DEFAULT_CACHE_BYTES = 256 * 2**20
+
 #: Long side of the working size for settling and the trimap (ISNet's own input is 1024).
 WORKING_SIDE = 1024
+
+
+def working_probability(rgb: np.ndarray, prob: np.ndarray, settle: bool = True) -> np.ndarray:
+    """The segmenter's probability at the working size, its unsure regions settled.
+
+    ``rgb`` uint8 (H, W, 3); ``prob`` float32 (h, w) in 0..1 at the segmenter's resolution.
+    Returns float32 (h', w') in 0..1 with the long side ~:data:`WORKING_SIDE` (never enlarged).
+    Deciding regions is about shapes, not pixels: it is done at a size near the segmenter's own.
+    """
+    h, w = rgb.shape[:2]
+    factor, work_size = working_scale(w, h, WORKING_SIDE)
+    work_prob = upsample_probability(prob, work_size)
+    if settle:
+        work_rgb = cv2.resize(rgb, work_size, interpolation=cv2.INTER_AREA) if factor > 1 else rgb
+        work_prob = settle_unsure(work_rgb, work_prob)
+    return work_prob
+
+
+def matte_full_resolution(
+    rgb: np.ndarray, work_prob: np.ndarray, refiner, timings: dict[str, float] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Trimap at the working size, brought to full size, and matting at every native band pixel.
+
+    ``rgb`` uint8 (H, W, 3); ``work_prob`` float32 (h', w') in 0..1 (:func:`working_probability`,
+    possibly touched up). Returns (alpha, coarse, trimap) at (H, W): the refined alpha float32,
+    the upsampled probability float32 and the trimap uint8 the refiner worked in.
+    """
+    timings = {} if timings is None else timings
+    h, w = rgb.shape[:2]
+    t = time.perf_counter()
+    factor = max(w, h) / max(work_prob.shape)
+    radius = max(2, int(round(band_radius(w, h) / factor)))
+    trimap = make_trimap(work_prob, radius=radius)
+    if trimap.shape != (h, w):
+        trimap = cv2.resize(trimap, (w, h), interpolation=cv2.INTER_NEAREST)
+    coarse = upsample_probability(work_prob, (w, h))
+    timings["trimap"] = timings.get("trimap", 0.0) + time.perf_counter() - t
+    t = time.perf_counter()
+    alpha = refiner.refine(rgb, trimap, coarse)
+    timings["matte"] = time.perf_counter() - t
+    return alpha, coarse, trimap
 
 
 def matte_from_probability(
     rgb: np.ndarray, prob: np.ndarray, refiner, settle: bool = True, timings: dict[str, float] | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Everything between the segmenter and the foreground stage.
+    """Everything between the segmenter and the foreground stage, without prompts.
 
     ``rgb`` uint8 (H, W, 3); ``prob`` float32 (h, w) at the segmenter's resolution.
-    Returns (alpha, coarse, trimap) at (H, W): the refined alpha, the upsampled
-    (and settled) probability, and the trimap the refiner worked in.
+    Returns (alpha, coarse, trimap) at (H, W), as :func:`matte_full_resolution`.
     """
     timings = {} if timings is None else timings
-    h, w = rgb.shape[:2]
     t = time.perf_counter()
-    # Deciding regions and drawing the band are about shapes, not pixels: do them at a
-    # working size near the segmenter's own, then bring the trimap to full size.
-    factor, work_size = working_scale(w, h, WORKING_SIDE)
-    work_rgb = cv2.resize(rgb, work_size, interpolation=cv2.INTER_AREA) if factor > 1 else rgb
-    work_prob = upsample_probability(prob, work_size)
-    if settle:
-        work_prob = settle_unsure(work_rgb, work_prob)
-    radius = max(2, int(round(band_radius(w, h) / factor)))
-    trimap = make_trimap(work_prob, radius=radius)
-    if factor > 1:
-        trimap = cv2.resize(trimap, (w, h), interpolation=cv2.INTER_NEAREST)
-    coarse = upsample_probability(work_prob, (w, h))
+    work_prob = working_probability(rgb, prob, settle)
     timings["trimap"] = time.perf_counter() - t
-    t = time.perf_counter()
-    alpha = refiner.refine(rgb, trimap, coarse)
-    timings["matte"] = time.perf_counter() - t
-    return alpha, coarse, trimap
+    return matte_full_resolution(rgb, work_prob, refiner, timings)
 
 
 def _as_shadow(shadow: bool | compose_stage.Shadow | None) -> compose_stage.Shadow | None:
@@ -84,10 +119,12 @@ class Prepared:
 
     ``decoded``: the decoded photo (uint8 (H, W, 3) sRGB and its own alpha, if any).
     ``probability``: float32 (h, w) in 0..1, the automatic segmenter's output at its own resolution.
+    ``key``: a digest of the decoded pixels, under which the session caches work on this image.
     """
 
     decoded: DecodedImage
     probability: np.ndarray
+    key: str = ""
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -100,11 +137,16 @@ class Session:
     ``engine`` / ``precision``: the inference runtime (``auto``, ``onnxruntime``,
     ``openvino``) and its precision (``auto``, ``f32``, ``bf16``); ``threads``:
     intra-op threads of the networks (``None``: one per core).
+    ``promptable``: the model that answers keep / remove points and boxes, loaded on
+    the first call that has them; ``cache_bytes``: memory for per-image work
+    (automatic segmentation, prompt embeddings) kept between calls, keyed by the
+    decoded pixels and never written to disk (0 turns it off).
     """
 
     def __init__(
         self, segmenter: str = DEFAULT_SEGMENTER, refiner: str = DEFAULT_REFINER, device: str = "cpu",
         settle: bool = True, engine: str = "auto", precision: str = "auto", threads: int | None = None,
+        promptable: str = DEFAULT_PROMPTABLE, cache_bytes: int = DEFAULT_CACHE_BYTES,
     ) -> None:
         t0 = time.perf_counter()
         self.settle = settle
@@ -114,6 +156,10 @@ class Session:
         self.options = EngineOptions(engine=engine, precision=precision, device=device, threads=threads)
         self.segmenter = make_segmenter(segmenter, options=self.options)
         self.refiner = make_refiner(refiner, options=self.options)
+        self.promptable_name = promptable
+        self._promptable: PromptableSegmenter | None = None
+        self._promptable_lock = threading.Lock()
+        self.cache = ByteBoundedCache(cache_bytes)
         self.load_seconds = time.perf_counter() - t0
         log.info("session ready: segmenter=%s refiner=%s %s (%.2fs)", segmenter, refiner, self.describe(), self.load_seconds)
 
@@ -124,6 +170,16 @@ class Session:
             return f"torch on {self.device}"
         return f"{engine.name} {engine.precision} on {engine.device}"
 
+    @property
+    def promptable(self) -> PromptableSegmenter:
+        """The promptable segmenter, loaded on first use (f32: a click must not move by precision)."""
+        with self._promptable_lock:
+            if self._promptable is None:
+                options = EngineOptions(engine=self.options.engine, precision="f32", device=self.options.device,
+                                        threads=self.options.threads)
+                self._promptable = PromptableSegmenter(self.promptable_name, options)
+            return self._promptable
+
     def matte(self, rgb: np.ndarray, timings: dict[str, float] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """uint8 (H, W, 3) -> (alpha float32 (H, W), coarse float32 (H, W), trimap uint8 (H, W))."""
         timings = {} if timings is None else timings
@@ -133,15 +189,70 @@ class Session:
         return matte_from_probability(rgb, prob, self.refiner, self.settle, timings)
 
     def prepare(self, source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS) -> Prepared:
-        """Decode ``source`` and run the automatic segmenter: the work that depends on the image alone."""
+        """Decode ``source`` and run the automatic segmenter: the work that depends on the image alone
+        (the segmentation comes from the cache when these pixels were seen before)."""
         timings: dict[str, float] = {}
         t = time.perf_counter()
         decoded = decode(source, max_pixels=max_pixels)
         timings["decode"] = time.perf_counter() - t
+        key = pixels_key(decoded.rgb) if self.cache.max_bytes else ""
+        probability = self.cache.get(key, "probability") if key else None
+        if probability is None:
+            t = time.perf_counter()
+            probability = self.segmenter.predict(decoded.rgb)
+            timings["segment"] = time.perf_counter() - t
+            if key:
+                self.cache.put(key, "probability", probability)
+        return Prepared(decoded=decoded, probability=probability, key=key, timings=timings)
+
+    def embedding(self, prepared: Prepared, timings: dict[str, float] | None = None) -> Embedding:
+        """The promptable segmenter's embedding of a prepared image, computed once per image while cached."""
+        found = self.cache.get(prepared.key, "embedding") if prepared.key else None
+        if found is not None:
+            return found
         t = time.perf_counter()
-        probability = self.segmenter.predict(decoded.rgb)
-        timings["segment"] = time.perf_counter() - t
-        return Prepared(decoded=decoded, probability=probability, timings=timings)
+        embedding = self.promptable.embed(prepared.decoded.rgb)
+        if timings is not None:
+            timings["embed"] = time.perf_counter() - t
+        if prepared.key:
+            self.cache.put(prepared.key, "embedding", embedding)
+        return embedding
+
+    def probability(
+        self, prepared: Prepared, keep: Sequence[Point] = (), drop: Sequence[Point] = (),
+        box: Box | None = None, start: str = "auto", timings: dict[str, float] | None = None,
+    ) -> np.ndarray:
+        """float32 (h', w') in 0..1 at the working size: the settled automatic segmentation, touched up
+        by the prompts when there are any. ``start="empty"`` ignores the automatic segmentation
+        (the click protocol's from-scratch start). Raises :class:`InputError` for bad prompts."""
+        timings = {} if timings is None else timings
+        rgb = prepared.decoded.rgb
+        t = time.perf_counter()
+        work = working_probability(rgb, prepared.probability, self.settle)
+        timings["trimap"] = time.perf_counter() - t
+        if not (keep or drop or box is not None):
+            return work
+        if start not in ("auto", "empty"):
+            raise InputError("invalid_option", f"unknown start {start!r}; use 'auto' or 'empty'")
+        check_prompts(keep, drop, box, prepared.decoded.size)  # before the encoder's second
+        embedding = self.embedding(prepared, timings)
+        t = time.perf_counter()
+        prob = touch_up(self.promptable, embedding, work if start == "auto" else None, keep, drop, box,
+                        objects=lambda point, is_keep: self._point_object(prepared, embedding, point, is_keep))
+        if prob.shape != work.shape:
+            prob = upsample_probability(prob, (work.shape[1], work.shape[0]))
+        timings["prompts"] = time.perf_counter() - t
+        return prob
+
+    def _point_object(self, prepared: Prepared, embedding: Embedding, point: Point, keep: bool) -> np.ndarray:
+        """What one click points at, cached with the image: each further click costs one decoder pass."""
+        name = f"object {'keep' if keep else 'drop'} {float(point[0])!r} {float(point[1])!r}"
+        found = self.cache.get(prepared.key, name) if prepared.key else None
+        if found is None:
+            found = point_object(self.promptable, embedding, point, keep)
+            if prepared.key:
+                self.cache.put(prepared.key, name, found)
+        return found
 
     def finish(
         self,
@@ -150,13 +261,17 @@ class Session:
         shadow: bool | compose_stage.Shadow | None = None,
         crop: bool = False,
         crop_margin: int | str = "2%",
+        keep: Sequence[Point] = (),
+        drop: Sequence[Point] = (),
+        box: Box | None = None,
     ) -> Cutout:
-        """Trimap, matting at full resolution, foreground colours and compose, from a prepared image."""
+        """Prompts (if any), trimap, matting at full resolution, foreground colours and compose."""
         bg = compose_stage.parse_color(background)
         shadow_opts = _as_shadow(shadow)
         decoded = prepared.decoded
         timings = dict(prepared.timings)
-        alpha, coarse, trimap = matte_from_probability(decoded.rgb, prepared.probability, self.refiner, self.settle, timings)
+        work = self.probability(prepared, keep, drop, box, timings=timings)
+        alpha, coarse, trimap = matte_full_resolution(decoded.rgb, work, self.refiner, timings)
         del coarse  # full-resolution float map: not worth keeping in every result
         if decoded.source_alpha is not None:
             # Pixels the file already marked transparent stay transparent.
@@ -165,13 +280,13 @@ class Session:
         foreground = estimate_foreground(decoded.rgb, alpha)
         timings["foreground"] = time.perf_counter() - t
         t = time.perf_counter()
-        pixels, box = compose_stage.compose(foreground, alpha, bg, shadow_opts, crop, crop_margin)
+        pixels, crop_box = compose_stage.compose(foreground, alpha, bg, shadow_opts, crop, crop_margin)
         timings["compose"] = time.perf_counter() - t
         for message in decoded.warnings:
             log.info("%s", message)
         return Cutout(
             alpha=alpha, foreground=foreground, pixels=pixels, probability=prepared.probability, trimap=trimap,
-            crop_box=box, background=bg, warnings=list(decoded.warnings), timings=timings,
+            crop_box=crop_box, background=bg, warnings=list(decoded.warnings), timings=timings,
             source_format=decoded.format,
         )
 
@@ -183,12 +298,18 @@ class Session:
         crop: bool = False,
         crop_margin: int | str = "2%",
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        keep: Sequence[Point] = (),
+        drop: Sequence[Point] = (),
+        box: Box | None = None,
     ) -> Cutout:
         """Remove the background of one image. See :func:`bgclear.remove`."""
         bg = compose_stage.parse_color(background)  # bad options fail before any work
         _as_shadow(shadow)
+        if keep or drop or box is not None:
+            check_prompts(keep, drop, box)
         prepared = self.prepare(source, max_pixels=max_pixels)
-        return self.finish(prepared, background=bg, shadow=shadow, crop=crop, crop_margin=crop_margin)
+        return self.finish(prepared, background=bg, shadow=shadow, crop=crop, crop_margin=crop_margin,
+                           keep=keep, drop=drop, box=box)
 
 
 _default_sessions: dict[tuple, Session] = {}
@@ -218,14 +339,22 @@ def remove(
     crop: bool = False,
     crop_margin: int | str = "2%",
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    keep: Sequence[Point] = (),
+    drop: Sequence[Point] = (),
+    box: Box | None = None,
 ) -> Cutout:
     """Remove the background of an image.
 
     ``source``: a path, encoded bytes, a PIL image or an ndarray (H, W[, 3|4]).
+    ``keep`` / ``drop``: (x, y) points on what must stay / go, and ``box`` (left, top,
+    right, bottom) around the subject, in source pixels after EXIF orientation (x right,
+    y down): they choose the object(s) with the promptable segmenter (``bgclear models
+    pull mobilesam``); edges still come from matting at full resolution.
     Returns a :class:`Cutout` at the source's full resolution. Raises
     :class:`~bgclear.errors.InputError` for unusable input and
     :class:`~bgclear.errors.ModelError` when the model is not installed.
     Without ``session`` a shared one is created on first use and reused.
     """
     session = session or get_session(segmenter, refiner)
-    return session.remove(source, background=background, shadow=shadow, crop=crop, crop_margin=crop_margin, max_pixels=max_pixels)
+    return session.remove(source, background=background, shadow=shadow, crop=crop, crop_margin=crop_margin,
+                          max_pixels=max_pixels, keep=keep, drop=drop, box=box)

@@ -56,6 +56,8 @@ def _invalid(message: str) -> InputError:
 def _points(name: str, value) -> tuple[Point, ...]:
     try:
         value = list(value)
+        if len(value) > MAX_POINTS:  # refused before converting thousands of them
+            raise _invalid(f"{len(value)} {name} points given; at most {MAX_POINTS} keep + drop points")
         if any(len(p) != 2 for p in value):
             raise ValueError
         pts = tuple((float(p[0]), float(p[1])) for p in value)
@@ -170,6 +172,14 @@ def prior_logits(mask: np.ndarray, embedding: Embedding) -> np.ndarray:
     return np.log(p / (1.0 - p)).astype(np.float32)[None, None]
 
 
+def _prediction(logits: np.ndarray, score: float, embedding: Embedding) -> Prediction:
+    """Low-resolution logits (256, 256) -> probability at ``embedding.resized_size``, as SAM upsamples them."""
+    w, h = embedding.resized_size
+    up = cv2.resize(logits, (INPUT_SIZE, INPUT_SIZE), interpolation=cv2.INTER_LINEAR)[:h, :w]
+    prob = 1.0 / (1.0 + np.exp(-np.clip(up, -30.0, 30.0)))
+    return Prediction(prob.astype(np.float32), score, logits)
+
+
 class PromptableSegmenter:
     """MobileSAM behind :meth:`embed` and :meth:`predict`; load once, share across threads.
 
@@ -212,17 +222,16 @@ class PromptableSegmenter:
         """Like :meth:`predict`, with the chosen mask's predicted IoU and low-resolution logits."""
         coords, labels = self._encode_points(embedding, prompts)
         if prompts.mask is not None:
+            (width, height), (mh, mw) = embedding.original_size, prompts.mask.shape
+            if abs(mw * height - mh * width) > 0.02 * mh * width:  # another picture's mask, or a transposed one
+                raise _invalid(f"mask is {mw}x{mh}, not the shape of the {width}x{height} image")
             mask, has_mask = prior_logits(prompts.mask, embedding), np.ones(1, np.float32)
         else:
             mask, has_mask = np.zeros((1, 1, MASK_SIZE, MASK_SIZE), np.float32), np.zeros(1, np.float32)
         masks, iou = self._runtime.decode(embedding.features, coords, labels, mask, has_mask)
         single_point = len(prompts.keep) + len(prompts.drop) == 1 and prompts.box is None
         best = 1 + int(np.argmax(iou[0, 1:])) if single_point else 0
-        logits = masks[0, best]
-        w, h = embedding.resized_size
-        up = cv2.resize(logits, (INPUT_SIZE, INPUT_SIZE), interpolation=cv2.INTER_LINEAR)[:h, :w]
-        prob = 1.0 / (1.0 + np.exp(-np.clip(up, -30.0, 30.0)))
-        return Prediction(prob.astype(np.float32), float(iou[0, best]), logits)
+        return _prediction(masks[0, best], float(iou[0, best]), embedding)
 
     def alternatives(self, embedding: Embedding, point: tuple[float, float]) -> list[Prediction]:
         """The decoder's three answers to one keep point (a part, a larger part, the whole object)."""
@@ -230,13 +239,7 @@ class PromptableSegmenter:
         coords, labels = self._encode_points(embedding, prompts)
         none = np.zeros((1, 1, MASK_SIZE, MASK_SIZE), np.float32)
         masks, iou = self._runtime.decode(embedding.features, coords, labels, none, np.zeros(1, np.float32))
-        w, h = embedding.resized_size
-        out = []
-        for i in range(1, masks.shape[1]):
-            up = cv2.resize(masks[0, i], (INPUT_SIZE, INPUT_SIZE), interpolation=cv2.INTER_LINEAR)[:h, :w]
-            prob = 1.0 / (1.0 + np.exp(-np.clip(up, -30.0, 30.0)))
-            out.append(Prediction(prob.astype(np.float32), float(iou[0, i]), masks[0, i]))
-        return out
+        return [_prediction(masks[0, i], float(iou[0, i]), embedding) for i in range(1, masks.shape[1])]
 
     @staticmethod
     def _encode_points(embedding: Embedding, prompts: Prompts) -> tuple[np.ndarray, np.ndarray]:

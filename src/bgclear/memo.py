@@ -1,0 +1,84 @@
+"""A small in-memory cache of per-image work, bounded by bytes; never written to disk.
+
+A :class:`~bgclear.pipeline.Session` keeps what it computed for an image (the
+automatic segmentation, the promptable segmenter's embedding) under a digest of
+the decoded pixels, so a second call on the same photo with one more click
+costs the prompt decoder and the matting, not the encoders again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+
+
+def pixels_key(*arrays: np.ndarray | None) -> str:
+    """A digest of arrays' shapes, dtypes and bytes: equal for equal pixels, whatever file they came from."""
+    digest = hashlib.blake2b(digest_size=16)
+    for a in arrays:
+        if a is None:
+            digest.update(b"none")
+            continue
+        a = np.ascontiguousarray(a)
+        digest.update(f"{a.shape}{a.dtype}".encode())
+        digest.update(memoryview(a).cast("B"))
+    return digest.hexdigest()
+
+
+def _nbytes(value: Any) -> int:
+    if isinstance(value, np.ndarray):
+        return value.nbytes
+    features = getattr(value, "features", None)
+    return features.nbytes if isinstance(features, np.ndarray) else 0
+
+
+class ByteBoundedCache:
+    """Least-recently-used ``(key, name) -> value`` store holding at most ``max_bytes`` of arrays.
+
+    Thread-safe. Values are numpy arrays or objects with a ``features`` array
+    (an embedding); their sizes are what counts. ``max_bytes=0`` disables it.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max(0, int(max_bytes))
+        self._items: OrderedDict[tuple[str, str], tuple[Any, int]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, key: str, name: str) -> Any | None:
+        with self._lock:
+            item = self._items.get((key, name))
+            if item is None:
+                return None
+            self._items.move_to_end((key, name))
+            return item[0]
+
+    def put(self, key: str, name: str, value: Any) -> None:
+        size = _nbytes(value)
+        if size > self.max_bytes:
+            return
+        with self._lock:
+            old = self._items.pop((key, name), None)
+            if old is not None:
+                self._bytes -= old[1]
+            self._items[(key, name)] = (value, size)
+            self._bytes += size
+            while self._bytes > self.max_bytes:
+                _, (_, dropped) = self._items.popitem(last=False)
+                self._bytes -= dropped
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._bytes = 0

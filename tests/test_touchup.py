@@ -1,0 +1,117 @@
+"""Keep / remove points and boxes through the pipeline: validation, the pure helpers, the
+session's per-image cache, and the real MobileSAM on a real photo."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bgclear.errors import InputError, ModelError
+from bgclear.memo import ByteBoundedCache, pixels_key
+from bgclear.touchup import check_prompts, fuse, grow_box, honoured, subject_box
+from conftest import SAMPLE
+
+
+@pytest.mark.parametrize("keep,drop,box,size,message", [
+    ([(math.nan, 3)], (), None, None, "keep point 1 (nan, 3.0) is not a finite number"),
+    ([(1, 2, 3)], (), None, None, "keep must be a list of (x, y) pairs"),
+    ([(0, 0)] * 40, [(1, 1)] * 40, None, None, "80 points given; at most 64"),
+    ((), (), (10, 10, 10, 50), None, "has no area"),
+    ((), [(5, 500)], None, (100, 100), "drop point 1 (5, 500) is outside the 100x100 image"),
+    ([(100, 5)], (), None, (100, 100), "keep point 1 (100, 5) is outside"),
+    ((), (), (200, 200, 300, 300), (100, 100), "has no area inside the 100x100 image"),
+    ((), (), ("a", 1, 2, 3), None, "box must be four numbers"),
+])
+def test_bad_prompts_are_input_errors_naming_the_problem(keep, drop, box, size, message):
+    with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)")) as info:
+        check_prompts(keep, drop, box, size)
+    assert info.value.code == "invalid_option"
+
+
+def test_subject_box_and_growing_it_for_a_keep_point_outside():
+    prob = np.zeros((50, 100), np.float32)
+    prob[10:20, 30:60] = 1.0
+    box = subject_box(prob, (200, 100))  # the map covers a 200x100 source: scale 2
+    assert box == (60.0, 20.0, 120.0, 40.0)
+    assert grow_box(box, [(90, 30)], (200, 100)) == box  # inside: unchanged
+    grown = grow_box(box, [(150, 80)], (200, 100))  # outside: taken in with a margin of 10 % of 60 px
+    assert grown == (60.0, 20.0, 156.0, 86.0)
+    assert subject_box(np.zeros((4, 4), np.float32), (4, 4)) is None
+
+
+def test_fuse_keeps_soft_values_where_both_agree_and_only_a_sure_answer_overrules():
+    auto = np.array([[0.7, 0.9, 0.2, 0.6]], np.float32)
+    prompted = np.array([[0.95, 0.1, 0.1, 0.45]], np.float32)
+    np.testing.assert_allclose(fuse(auto, prompted), [[0.7, 0.1, 0.2, 0.6]])
+    assert honoured(fuse(auto, prompted), (4, 1), keep=[(0, 0)], drop=[(1, 0), (3, 0)]) == 2
+
+
+def test_byte_bounded_cache_evicts_least_recently_used():
+    cache = ByteBoundedCache(3 * 400)
+    for i in range(3):
+        cache.put(f"k{i}", "p", np.zeros(100, np.float32))
+    assert cache.get("k0", "p") is not None  # k0 now most recent
+    cache.put("k3", "p", np.zeros(100, np.float32))
+    assert cache.get("k1", "p") is None and cache.get("k0", "p") is not None and len(cache) == 3
+    cache.put("big", "p", np.zeros(10_000, np.float32))  # larger than the whole cache: not kept
+    assert cache.get("big", "p") is None and cache.nbytes == 1200
+    assert pixels_key(np.zeros((2, 2), np.uint8)) != pixels_key(np.zeros((2, 3), np.uint8))
+    assert pixels_key(np.ones((2, 2), np.uint8)) == pixels_key(np.ones((2, 2), np.uint8))
+
+
+@pytest.fixture(scope="module")
+def session():
+    from bgclear import Session
+
+    s = Session(segmenter="u2netp")
+    try:
+        s.promptable
+    except ModelError as exc:
+        pytest.skip(str(exc))
+    return s
+
+
+@pytest.fixture(scope="module")
+def two_cats() -> np.ndarray:
+    """A real photo beside its mirror image: two subjects, the automatic cutout keeps both."""
+    cat = np.asarray(Image.open(SAMPLE).convert("RGB"))
+    return np.ascontiguousarray(np.hstack([cat, cat[:, ::-1]]))
+
+
+def test_a_remove_click_takes_one_subject_out_and_leaves_the_other(session, two_cats):
+    w = two_cats.shape[1] // 2
+    auto = session.remove(two_cats).alpha
+    assert auto[:, :w].mean() > 0.5 and auto[:, w:].mean() > 0.5
+    after = session.remove(two_cats, drop=[(w + w // 2, 150)])
+    assert after.alpha.shape == auto.shape  # full resolution
+    assert after.alpha[:, w:].mean() < 0.5 * auto[:, w:].mean()
+    assert after.alpha[:, :w].mean() > 0.9 * auto[:, :w].mean()
+    assert after.alpha[150, w + w // 2] < 0.5
+
+
+def test_a_second_click_on_the_same_photo_reuses_both_encoders(session, two_cats):
+    session.cache.clear()
+    first = session.remove(two_cats, drop=[(700, 150)])
+    assert "segment" in first.timings and "embed" in first.timings
+    again = session.remove(two_cats.copy(), drop=[(700, 150)], keep=[(200, 150)])
+    assert "segment" not in again.timings and "embed" not in again.timings and "prompts" in again.timings
+
+
+def test_prompts_are_checked_before_any_model_runs(session, two_cats):
+    session.cache.clear()
+    with pytest.raises(InputError, match="outside the 902x300 image"):
+        session.remove(two_cats, keep=[(5000, 10)])
+    assert len(session.cache) == 1  # the automatic segmentation only: no embedding was computed
+    with pytest.raises(InputError, match="no area"):
+        session.remove(two_cats, box=(10, 10, 10, 200))
+
+
+def test_without_the_promptable_weights_the_error_says_how_to_fetch_them(tmp_path, monkeypatch):
+    from bgclear.promptable import PromptableSegmenter
+
+    monkeypatch.setenv("BGCLEAR_HOME", str(tmp_path))  # an empty model cache
+    with pytest.raises(ModelError, match="bgclear models pull mobilesam"):
+        PromptableSegmenter("mobilesam")
