@@ -1,6 +1,7 @@
 """Speed and memory of the engine at 12 MP and 24 MP, stage by stage.
 
     python benchmarks/bench_engine.py --sizes 4000x3000 6000x4000 --repeat 5
+    python benchmarks/bench_engine.py --sizes 4000x3000 --engines onnxruntime:f32 openvino:f32 openvino:bf16
 
 Each size runs in a fresh subprocess so its peak resident memory (ru_maxrss)
 is its own. The test photo is a real photo upscaled to the target size at run
@@ -33,7 +34,8 @@ def make_photo(source: Path, size: tuple[int, int], dest: Path) -> Path:
     return dest
 
 
-def run_one(path: Path, repeat: int, segmenter: str, refiner: str, numpy_hugepages: bool) -> dict:
+def run_one(path: Path, repeat: int, segmenter: str, refiner: str, numpy_hugepages: bool, engine: str = "auto",
+            precision: str = "auto") -> dict:
     """Runs inside the child process, set up as the CLI and the server set up theirs."""
     import resource
 
@@ -44,7 +46,7 @@ def run_one(path: Path, repeat: int, segmenter: str, refiner: str, numpy_hugepag
         prefer_small_pages()
 
     t = time.perf_counter()
-    session = Session(segmenter=segmenter, refiner=refiner)
+    session = Session(segmenter=segmenter, refiner=refiner, engine=engine, precision=precision)
     load = time.perf_counter() - t
     runs = []
     for _ in range(repeat + 1):  # the first run warms up onnxruntime and caches
@@ -59,6 +61,7 @@ def run_one(path: Path, repeat: int, segmenter: str, refiner: str, numpy_hugepag
     after_segment = sum(median[k] for k in stages if k not in ("decode", "segment"))
     return {
         "file": path.name,
+        "engine": session.describe(),
         "megapixels": cutout.size[0] * cutout.size[1] / 1e6,
         "size": cutout.size,
         "load_s": load,
@@ -78,32 +81,37 @@ def main() -> None:
     ap.add_argument("--source", type=Path, default=REPO / "examples" / "cat.png")
     ap.add_argument("--segmenter", default="isnet")
     ap.add_argument("--refiner", default="guided")
+    ap.add_argument("--engines", nargs="+", default=["auto:auto"], metavar="ENGINE:PRECISION",
+                    help="inference engines to compare, each in its own process, e.g. onnxruntime:f32 openvino:bf16")
     ap.add_argument("--json", type=Path, help="write results here")
     ap.add_argument("--numpy-hugepages", action="store_true",
                     help="leave numpy's huge-page advice on (the library default; the CLI and server turn it off)")
     ap.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(run_one(args.child, args.repeat, args.segmenter, args.refiner, args.numpy_hugepages)))
+        engine, _, precision = args.engines[0].partition(":")
+        print(json.dumps(run_one(args.child, args.repeat, args.segmenter, args.refiner, args.numpy_hugepages,
+                                 engine, precision or "auto")))
         return
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for spec in args.sizes:
             w, h = (int(v) for v in spec.lower().split("x"))
             photo = make_photo(args.source, (w, h), Path(tmp) / f"photo_{w}x{h}.jpg")
-            out = subprocess.run(
-                [sys.executable, __file__, "--child", str(photo), "--repeat", str(args.repeat),
-                 "--segmenter", args.segmenter, "--refiner", args.refiner]
-                + (["--numpy-hugepages"] if args.numpy_hugepages else []),
-                capture_output=True, text=True, check=True,
-            )
-            res = json.loads(out.stdout.strip().splitlines()[-1])
-            results.append(res)
-            m = res["median_s"]
-            shares = ", ".join(f"{k} {v:.2f}s ({100 * v / m['total']:.0f}%)" for k, v in m.items() if k != "total")
-            print(f"{w}x{h} ({res['megapixels']:.1f} MP): median {m['total']:.2f}s over {args.repeat} runs; {shares}; "
-                  f"after-segmentation/segmentation = {res['after_segment_over_segment']:.2f}; "
-                  f"peak RSS {res['peak_rss_mb']:.0f} MB; PNG {res['png_mb']:.1f} MB", flush=True)
+            for config in args.engines:
+                out = subprocess.run(
+                    [sys.executable, __file__, "--child", str(photo), "--repeat", str(args.repeat),
+                     "--segmenter", args.segmenter, "--refiner", args.refiner, "--engines", config]
+                    + (["--numpy-hugepages"] if args.numpy_hugepages else []),
+                    capture_output=True, text=True, check=True,
+                )
+                res = json.loads(out.stdout.strip().splitlines()[-1])
+                results.append(res)
+                m = res["median_s"]
+                shares = ", ".join(f"{k} {v:.2f}s ({100 * v / m['total']:.0f}%)" for k, v in m.items() if k != "total")
+                print(f"{w}x{h} ({res['megapixels']:.1f} MP) [{res['engine']}]: median {m['total']:.2f}s over {args.repeat} runs; {shares}; "
+                      f"after-segmentation/segmentation = {res['after_segment_over_segment']:.2f}; "
+                      f"peak RSS {res['peak_rss_mb']:.0f} MB; PNG {res['png_mb']:.1f} MB", flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

@@ -115,3 +115,19 @@ def test_without_the_promptable_weights_the_error_says_how_to_fetch_them(tmp_pat
     monkeypatch.setenv("BGCLEAR_HOME", str(tmp_path))  # an empty model cache
     with pytest.raises(ModelError, match="bgclear models pull mobilesam"):
         PromptableSegmenter("mobilesam")
+
+
+def test_cache_entries_unused_for_longer_than_max_age_are_dropped():
+    import time
+
+    cache = ByteBoundedCache(10_000, max_age=0.2)
+    cache.put("a", "p", np.zeros(10, np.float32))
+    assert cache.get("a", "p") is not None
+    time.sleep(0.3)
+    assert cache.get("a", "p") is None and cache.nbytes == 0 and len(cache) == 0
+
+
+def test_a_plain_cutout_keeps_nothing_about_the_image(session, two_cats):
+    session.cache.clear()
+    session.remove(two_cats)
+    assert len(session.cache) == 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections import OrderedDict
 from typing import Any
 
@@ -41,10 +42,13 @@ class ByteBoundedCache:
 
     Thread-safe. Values are numpy arrays or objects with a ``features`` array
     (an embedding); their sizes are what counts. ``max_bytes=0`` disables it.
+    ``max_age``: seconds an entry may go unused before it is dropped (``None``: no limit).
     """
 
-    def __init__(self, max_bytes: int) -> None:
+    def __init__(self, max_bytes: int, max_age: float | None = None) -> None:
         self.max_bytes = max(0, int(max_bytes))
+        self.max_age = max_age
+        self._used: dict[tuple[str, str], float] = {}
         self._items: OrderedDict[tuple[str, str], tuple[Any, int]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
@@ -58,27 +62,46 @@ class ByteBoundedCache:
 
     def get(self, key: str, name: str) -> Any | None:
         with self._lock:
+            self._expire()
             item = self._items.get((key, name))
             if item is None:
                 return None
             self._items.move_to_end((key, name))
+            self._used[(key, name)] = time.monotonic()
             return item[0]
+
+    def _expire(self) -> None:
+        """Drop entries unused for longer than ``max_age`` (oldest first: the order is by last use)."""
+        if self.max_age is None:
+            return
+        limit = time.monotonic() - self.max_age
+        while self._items:
+            oldest = next(iter(self._items))
+            if self._used.get(oldest, 0.0) > limit:
+                break
+            _, size = self._items.pop(oldest)
+            self._used.pop(oldest, None)
+            self._bytes -= size
 
     def put(self, key: str, name: str, value: Any) -> None:
         size = _nbytes(value)
         if size > self.max_bytes:
             return
         with self._lock:
+            self._expire()
             old = self._items.pop((key, name), None)
             if old is not None:
                 self._bytes -= old[1]
             self._items[(key, name)] = (value, size)
+            self._used[(key, name)] = time.monotonic()
             self._bytes += size
             while self._bytes > self.max_bytes:
-                _, (_, dropped) = self._items.popitem(last=False)
+                gone, (_, dropped) = self._items.popitem(last=False)
+                self._used.pop(gone, None)
                 self._bytes -= dropped
 
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+            self._used.clear()
             self._bytes = 0

@@ -138,15 +138,17 @@ class Session:
     ``openvino``) and its precision (``auto``, ``f32``, ``bf16``); ``threads``:
     intra-op threads of the networks (``None``: one per core).
     ``promptable``: the model that answers keep / remove points and boxes, loaded on
-    the first call that has them; ``cache_bytes``: memory for per-image work
-    (automatic segmentation, prompt embeddings) kept between calls, keyed by the
-    decoded pixels and never written to disk (0 turns it off).
+    the first call that has them; ``cache_bytes``: memory for per-image work of
+    touch-up calls (automatic segmentation, prompt embeddings) kept between calls,
+    keyed by the decoded pixels and never written to disk (0 turns it off);
+    ``cache_seconds``: how long an unused entry may stay (``None``: no limit).
     """
 
     def __init__(
         self, segmenter: str = DEFAULT_SEGMENTER, refiner: str = DEFAULT_REFINER, device: str = "cpu",
         settle: bool = True, engine: str = "auto", precision: str = "auto", threads: int | None = None,
         promptable: str = DEFAULT_PROMPTABLE, cache_bytes: int = DEFAULT_CACHE_BYTES,
+        cache_seconds: float | None = None,
     ) -> None:
         t0 = time.perf_counter()
         self.settle = settle
@@ -159,7 +161,7 @@ class Session:
         self.promptable_name = promptable
         self._promptable: PromptableSegmenter | None = None
         self._promptable_lock = threading.Lock()
-        self.cache = ByteBoundedCache(cache_bytes)
+        self.cache = ByteBoundedCache(cache_bytes, max_age=cache_seconds)
         self.load_seconds = time.perf_counter() - t0
         log.info("session ready: segmenter=%s refiner=%s %s (%.2fs)", segmenter, refiner, self.describe(), self.load_seconds)
 
@@ -188,14 +190,18 @@ class Session:
         timings["segment"] = time.perf_counter() - t
         return matte_from_probability(rgb, prob, self.refiner, self.settle, timings)
 
-    def prepare(self, source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS) -> Prepared:
-        """Decode ``source`` and run the automatic segmenter: the work that depends on the image alone
-        (the segmentation comes from the cache when these pixels were seen before)."""
+    def prepare(self, source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS, reuse: bool = False) -> Prepared:
+        """Decode ``source`` and run the automatic segmenter: the work that depends on the image alone.
+
+        With ``reuse`` the work on this image is kept in the session's cache and taken from it
+        when these pixels were seen before (touch-up calls: each click sends the photo again);
+        without it nothing about the image outlives the call.
+        """
         timings: dict[str, float] = {}
         t = time.perf_counter()
         decoded = decode(source, max_pixels=max_pixels)
         timings["decode"] = time.perf_counter() - t
-        key = pixels_key(decoded.rgb) if self.cache.max_bytes else ""
+        key = pixels_key(decoded.rgb) if reuse and self.cache.max_bytes else ""
         probability = self.cache.get(key, "probability") if key else None
         if probability is None:
             t = time.perf_counter()
@@ -305,9 +311,10 @@ class Session:
         """Remove the background of one image. See :func:`bgclear.remove`."""
         bg = compose_stage.parse_color(background)  # bad options fail before any work
         _as_shadow(shadow)
-        if keep or drop or box is not None:
+        prompted = bool(keep or drop or box is not None)
+        if prompted:
             check_prompts(keep, drop, box)
-        prepared = self.prepare(source, max_pixels=max_pixels)
+        prepared = self.prepare(source, max_pixels=max_pixels, reuse=prompted)
         return self.finish(prepared, background=bg, shadow=shadow, crop=crop, crop_margin=crop_margin,
                            keep=keep, drop=drop, box=box)
 

@@ -38,7 +38,7 @@ def load_mask(path) -> tuple[np.ndarray, np.ndarray | None]:
 def run_image(session: Session, sample: Sample, start: str, max_clicks: int, stop_at: float) -> tuple[ClickRun, float]:
     """One image under the protocol; returns its run and the mean seconds per click."""
     gt, ignore = load_mask(sample.alpha)
-    prepared = session.prepare(sample.image)
+    prepared = session.prepare(sample.image, reuse=True)
     rgb = prepared.decoded.rgb
     if rgb.shape[:2] != gt.shape:
         raise ValueError(f"{sample.dataset}/{sample.name}: image {rgb.shape[:2]} and mask {gt.shape} differ")

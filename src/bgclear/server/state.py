@@ -18,6 +18,11 @@ from .ratelimit import RateLimiter
 log = logging.getLogger("bgclear.server")
 
 
+#: How long the work of a touch-up (the automatic segmentation and the prompt embedding of a
+#: photo) may stay in memory unused: a user between two clicks, not an image store.
+TOUCH_UP_SECONDS = 600.0
+
+
 class AppState:
     """Settings, the model session (loaded once, in the background) and the limiter."""
 
@@ -50,7 +55,7 @@ class AppState:
         s = self.settings
         try:
             self.session = Session(segmenter=s.segmenter, refiner=s.refiner, engine=s.engine, precision=s.precision,
-                                   threads=s.threads)
+                                   threads=s.threads, cache_seconds=TOUCH_UP_SECONDS)
             log.info("ready: segmenter=%s refiner=%s (%s, %d threads) loaded in %.2fs", s.segmenter, s.refiner,
                      self.session.describe(), s.threads, self.session.load_seconds)
         except Exception as exc:  # noqa: BLE001 - reported by /healthz and every request
