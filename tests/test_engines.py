@@ -209,3 +209,12 @@ def test_loading_openvino_writes_nothing_to_the_home_folder_and_sends_no_telemet
     assert out.stdout.strip() == "openvino.tools.ovc.telemetry_stub"
     assert not (tmp_path / "intel").exists()  # where OpenVINO's telemetry keeps its counter and client id
     assert (tmp_path / "bgclear" / "models" / "compiled").is_dir()  # the compiled-network cache, as intended
+
+
+def test_the_cli_starts_without_importing_the_web_framework_scipy_or_an_engine():
+    # Start-up is paid by every `bgclear remove`: these imports cost ~0.4 s each and are
+    # not needed until a server is built, a metric computed or a model loaded.
+    code = "import sys, bgclear.cli\nprint(sorted(m for m in ('fastapi', 'scipy.ndimage', 'openvino', 'torch') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

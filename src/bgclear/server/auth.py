@@ -16,9 +16,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from starlette.requests import Request
+from typing import TYPE_CHECKING
 
-from .errors import APIError
+if TYPE_CHECKING:  # the web framework is imported when the app is built, not when the CLI starts
+    from starlette.requests import Request
 
 #: Paths behind the keys (and the rate limit): the APIs. The page, its static files,
 #: /healthz and the schema stay open, so a person can see the page and be asked for a key.
@@ -96,6 +97,8 @@ def presented_key(request: Request) -> str | None:
 
 def authenticate(store: KeyStore, request: Request) -> bytes:
     """The digest of the request's valid key (an identity for the rate limit), or a 403 :class:`APIError`."""
+    from .errors import APIError
+
     key = presented_key(request)
     if key is None:
         raise APIError("missing_api_key", "this server requires an API key: send it in the X-Api-Key header "
