@@ -237,9 +237,13 @@ def test_box_around_the_cat_agrees_with_the_automatic_cutout(segmenter, cat, cat
     auto = remove(cat).alpha > 0.5
     ys, xs = np.nonzero(auto)
     emb = cat_embedding
-    prob = segmenter.predict(emb, Prompts(box=(xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)))
-    mask = cv2.resize(prob, emb.original_size) > 0.5
-    assert (mask & auto).sum() / (mask | auto).sum() > 0.8
+    box = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+    ious = []
+    for prompts in (Prompts(box=box), Prompts(box=box, mask=auto.astype(np.float32))):
+        mask = cv2.resize(segmenter.predict(emb, prompts), emb.original_size) > 0.5
+        ious.append((mask & auto).sum() / (mask | auto).sum())
+    assert ious[0] > 0.8
+    assert ious[1] > ious[0], "the cutout given as a prior should pull the answer towards it"
 
 
 def test_drop_point_removes_the_region_it_is_on(segmenter, cat, cat_embedding):
@@ -281,6 +285,9 @@ def test_bad_prompts_are_refused(segmenter, cat_embedding):
         "no prompt": lambda: Prompts(),
         "mask holds NaN": lambda: Prompts(box=(0, 0, 5, 5), mask=np.full((4, 4), np.nan)),
         "a point or a box": lambda: Prompts(mask=np.ones((4, 4))),
+        "mask is 300x451, not the shape": lambda: segmenter.predict(emb, Prompts(box=(1, 1, 9, 9),
+                                                                                 mask=np.ones((451, 300)))),
+        "5000 keep points": lambda: Prompts(keep=[(1, 1)] * 5000),
     }
     for message, call in refused.items():
         with pytest.raises(InputError, match=message) as info:
