@@ -12,6 +12,7 @@ to install it. Engines are imported only when used.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 from pathlib import Path
 
@@ -35,8 +36,14 @@ def _module(name: str):
 
 
 def available() -> dict[str, str | None]:
-    """Every engine and its installed version (``None``: not installed)."""
+    """Every engine and its installed version (``None``: not installed). Imports each runtime."""
     return {name: _module(name).version() for name in ENGINES}
+
+
+def installed(name: str) -> bool:
+    """Whether an engine's runtime package is installed, without importing it (a CLI start
+    would otherwise pay for importing the runtime it does not use)."""
+    return importlib.util.find_spec(ENGINES[name][0]) is not None
 
 
 def choose(options: EngineOptions) -> tuple[str, str, str]:
@@ -46,13 +53,12 @@ def choose(options: EngineOptions) -> tuple[str, str, str]:
         raise ModelError(f"unknown engine {options.engine!r}; use {', '.join(ENGINE_CHOICES)}")
     if options.precision not in PRECISION_CHOICES:
         raise ModelError(f"unknown precision {options.precision!r}; use {', '.join(PRECISION_CHOICES)}")
-    versions = available()
     if device == "auto":
         device = "cuda" if options.engine != "openvino" and _ort_has_cuda() else "cpu"
     engine = options.engine
     if engine == "auto":
-        engine = "openvino" if versions["openvino"] and device == "cpu" else "onnxruntime"
-    elif versions[engine] is None:
+        engine = "openvino" if installed("openvino") and device == "cpu" else "onnxruntime"
+    elif not installed(engine):
         raise ModelError(f"--engine {engine} is not installed; {_module(engine).INSTALL_HINT}")
     precision = options.precision
     if precision == "auto":
