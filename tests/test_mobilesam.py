@@ -340,3 +340,24 @@ def test_pull_from_the_source_archive_exports_once_and_redoes_a_stale_export(tmp
     pull(spec)
     assert json.loads(manifest_path.read_text())["torch"] == torch.__version__
     assert exported_graphs(spec) == (encoder, decoder)
+
+
+def test_touch_up_runs_without_pytorch(weights):
+    """The export is all the run time needs: with torch unimportable, pull keeps it and clicks are answered."""
+    import subprocess
+
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "import numpy as np\n"
+        "from PIL import Image\n"
+        "from bgclear.models import get_model, pull\n"
+        "from bgclear.promptable import PromptableSegmenter, Prompts\n"
+        "pull(get_model('mobilesam'))\n"
+        "seg = PromptableSegmenter()\n"
+        f"rgb = np.asarray(Image.open({str(CAT)!r}).convert('RGB'))\n"
+        "prob = seg.predict(seg.embed(rgb), Prompts(keep=[(225, 150)]))\n"
+        "print(prob.shape, prob[100, 340] > 0.5)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-3:] == ["(681,", "1024)", "True"]

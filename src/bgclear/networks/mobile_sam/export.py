@@ -96,6 +96,12 @@ def prepare(spec: ModelSpec, weights: Path, force: bool = False) -> Path:
     try:
         import torch
     except ImportError:
+        if not force:
+            try:  # an export already made for these weights serves as it is
+                exported_graphs(spec)
+                return export_dir(spec)
+            except ModelError:
+                pass
         raise ModelError(f"{spec.name}: exporting the network to ONNX needs PyTorch once, at set-up: "
                          f"pip install torch==2.13.0, then '{pull_command(spec)}'") from None
     if not force and _current(spec, torch.__version__):
