@@ -174,12 +174,11 @@ class Session:
 
     @property
     def promptable(self) -> PromptableSegmenter:
-        """The promptable segmenter, loaded on first use (f32: a click must not move by precision)."""
+        """The promptable segmenter, loaded on first use, on the session's engine and precision (bf16
+        answered the 37 grabcut_dev photos as well as f32: docs/BENCHMARKS.md, MobileSAM runtime)."""
         with self._promptable_lock:
             if self._promptable is None:
-                options = EngineOptions(engine=self.options.engine, precision="f32", device=self.options.device,
-                                        threads=self.options.threads)
-                self._promptable = PromptableSegmenter(self.promptable_name, options)
+                self._promptable = PromptableSegmenter(self.promptable_name, self.options)
             return self._promptable
 
     def matte(self, rgb: np.ndarray, timings: dict[str, float] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
