@@ -62,12 +62,13 @@ def test_torch_device_resolution_uses_the_same_parser():
 
 
 @needs_openvino
-def test_auto_picks_openvino_on_the_cpu_with_native_bf16_only_where_the_cpu_has_it():
-    engine, precision, device = choose(EngineOptions())
-    assert (engine, device) == ("openvino", "cpu")
-    assert precision == ("bf16" if native_bf16() else "f32")
+def test_auto_picks_openvino_bf16_where_the_cpu_has_it_natively_and_onnxruntime_elsewhere():
+    expected = ("openvino", "bf16", "cpu") if native_bf16() else ("onnxruntime", "f32", "cpu")
+    assert choose(EngineOptions()) == expected
     assert choose(EngineOptions(engine="onnxruntime")) == ("onnxruntime", "f32", "cpu")
-    assert choose(EngineOptions(precision="f32"))[1] == "f32"
+    assert choose(EngineOptions(precision="f32")) == ("onnxruntime", "f32", "cpu")  # OpenVINO f32: not faster
+    assert choose(EngineOptions(engine="openvino", precision="f32")) == ("openvino", "f32", "cpu")
+    assert choose(EngineOptions(precision="bf16"))[:2] == ("openvino", "bf16")
 
 
 def test_unknown_engine_or_precision_is_an_error():
