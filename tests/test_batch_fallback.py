@@ -119,6 +119,23 @@ def test_address_without_ray_is_an_error(tmp_path, monkeypatch, shoot):
     assert result.exit_code == 2 and "needs Ray" in result.output
 
 
+def test_the_job_server_url_is_refused_with_the_command_that_uses_it(tmp_path, shoot):
+    """RAY_ADDRESS=http://HEAD:8265 is what Ray's docs export for `ray job submit`; bgclear batch says so."""
+    result = CliRunner().invoke(batch_command, [str(shoot), str(tmp_path / "o"), *FAST],
+                                env={"RAY_ADDRESS": "http://head:8265"})
+    assert result.exit_code == 2 and "ray job submit --address http://head:8265" in result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_the_local_backend_ignores_a_ray_address_in_the_environment(tmp_path, shoot):
+    """Inside a Ray job (Ray sets RAY_ADDRESS) or a shell that exports it, --backend local still runs locally."""
+    dst = tmp_path / "o"
+    result = CliRunner().invoke(batch_command, [str(shoot / "photo000.jpg"), str(dst), *FAST, *LOCAL, "--no-progress"],
+                                env={"RAY_ADDRESS": "127.0.0.9:6379"})
+    assert result.exit_code == 0, result.output
+    assert read_report(dst)["backend"] == "process-pool" and len(outputs(dst)) == 1
+
+
 def test_a_missing_model_stops_before_any_work(tmp_path, shoot, monkeypatch):
     monkeypatch.setenv("BGCLEAR_HOME", str(tmp_path / "empty-home"))
     result = CliRunner().invoke(batch_command, [str(shoot), str(tmp_path / "o"), *FAST, *LOCAL])
@@ -251,3 +268,11 @@ def test_a_stopped_job_names_the_reason_after_a_colon():
     assert _root_message(server_side) == "Initialization failure from server: RuntimeError: Proxy failed to Connect to backend!"
     assert _root_message(RuntimeError("one line")) == "one line"
     assert _root_message(RuntimeError()) == "RuntimeError"
+    # Ray Data re-raises an actor's death "from SystemException()", a cause with no text.
+    died = RuntimeError("The actor died because of an error raised in its creation task\nTraceback (most recent call last):\n"
+                        "bgclear.distributed.worker.WorkerInitError: a worker on n1 could not load the models: boom\n")
+    died.__cause__ = type("SystemException", (Exception,), {})()
+    assert _root_message(died) == "a worker on n1 could not load the models: boom"
+    wrapped = RuntimeError("the real reason")
+    wrapped.__cause__ = Exception()
+    assert _root_message(wrapped) == "the real reason"

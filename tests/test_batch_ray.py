@@ -1,29 +1,19 @@
 """``bgclear batch`` on a real Ray cluster that the tests start: a head and a second node, on loopback.
 
-The two nodes are two raylets on this machine at 127.0.0.2 and 127.0.0.3 (Ray
-rewrites 127.0.0.1 to the host's network address, and a second node cannot
-join a head that Ray keeps on 127.0.0.1), each with one CPU, token
-authentication on, and temporary folders of their own; they are stopped even
-when a test fails. Skipped only when Ray is not installed.
+The cluster (tests/ray_cluster.py) is two raylets on this machine, each with one
+CPU, token authentication on; the head runs Ray's job server. Jobs reach it the
+ways users run them: ``--address`` / RAY_ADDRESS of the head from a node, and
+``ray job submit`` against the job server. Skipped only when Ray is not installed.
 """
 
 from __future__ import annotations
 
-import os
 import secrets
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from batch_fixtures import (batch_cmd, decodes_fully, kill_when_outputs, leftovers, make_bad_files, make_photos,
+from batch_fixtures import (FAST, batch_cmd, decodes_fully, kill_when_outputs, leftovers, make_bad_files, make_photos,
                             outputs, read_report, reference_cutouts, run_batch_cli)
 
 try:
@@ -32,82 +22,13 @@ try:
 except ImportError as exc:  # pragma: no cover - CI installs the extra
     pytest.skip(f"Ray is not installed ({exc.name}): pip install 'bgclear[ray]'", allow_module_level=True)
 
-HEAD_IP, WORKER_IP = "127.0.0.2", "127.0.0.3"
-RAY = str(Path(sys.executable).with_name("ray"))
-
-
-@dataclass
-class Cluster:
-    gcs: str  # host:port, for a driver on a cluster node
-    env: dict[str, str]  # what a driver needs: the cluster's auth token
-
-
-def _free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def _wait_for(log: Path, proc: subprocess.Popen, text: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if text in log.read_text(errors="replace"):
-            return
-        if proc.poll() is not None:
-            break
-        time.sleep(0.2)
-    raise RuntimeError(f"ray start did not come up ({log}):\n{log.read_text(errors='replace')[-3000:]}")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """SIGTERM a `ray start --block` (it stops what it started), then SIGKILL its process group if it lingers."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            pass
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)  # its own session (start_new_session): only what it started
-    except (ProcessLookupError, PermissionError):
-        pass
-    if proc.poll() is None:
-        proc.wait(10)
+from ray_cluster import HEAD_IP, WORKER_IP, job_info, local_cluster, submit_job
 
 
 @pytest.fixture(scope="module")
 def cluster():
-    base = Path(tempfile.mkdtemp(prefix="bgrt-", dir="/tmp"))  # short: Ray's socket paths have a length limit
-    port, client_port = _free_port(HEAD_IP), _free_port("127.0.0.1")
-    env = {
-        **os.environ,
-        "RAY_USAGE_STATS_ENABLED": "0",
-        "RAY_AUTH_MODE": "token",  # the raylets listen beyond loopback (Ray's choice): nothing gets in without it
-        "RAY_AUTH_TOKEN": secrets.token_hex(32),
-        "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",  # tear-down in seconds, not 30
-    }
-    common = ["--block", "--num-cpus", "1", "--object-store-memory", str(200 * 1024**2), "--disable-usage-stats"]
-    procs: list[subprocess.Popen] = []
-    try:
-        head_log = base / "head.log"
-        procs.append(subprocess.Popen(
-            [RAY, "start", "--head", "--node-ip-address", HEAD_IP, "--port", str(port), "--include-dashboard", "false",
-             # Ray starts a Ray Client server on the head whatever we use: a free port, not a fixed 10001.
-             "--ray-client-server-port", str(client_port), "--temp-dir", str(base / "head"), *common],
-            stdout=head_log.open("w"), stderr=subprocess.STDOUT, env=env, start_new_session=True))
-        _wait_for(head_log, procs[0], "Ray runtime started", 120)
-        worker_log = base / "worker.log"
-        procs.append(subprocess.Popen(
-            [RAY, "start", "--address", f"{HEAD_IP}:{port}", "--node-ip-address", WORKER_IP,
-             "--temp-dir", str(base / "worker"), *common],
-            stdout=worker_log.open("w"), stderr=subprocess.STDOUT, env=env, start_new_session=True))
-        _wait_for(worker_log, procs[1], "Ray runtime started", 120)
-        driver_env = {k: env[k] for k in ("RAY_USAGE_STATS_ENABLED", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
-        yield Cluster(gcs=f"{HEAD_IP}:{port}", env=driver_env)
-    finally:
-        for proc in reversed(procs):
-            _stop(proc)
-        shutil.rmtree(base, ignore_errors=True)
+    with local_cluster() as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -186,3 +107,80 @@ def test_embedded_ray_is_the_default(catalogue, reference, tmp_path):
     assert report["counts"]["done"] == 10
     assert outputs(dst) == {k.split("/", 1)[1]: v for k, v in reference.items() if k.startswith("shelf/")}
     assert set(Path("/tmp").glob("bgray-*")) <= before  # its temporary folder is removed
+
+
+# --- `ray job submit`: how Ray recommends running on a remote cluster -------------------------
+
+def _auto_engine() -> tuple[str, str]:
+    """(engine, precision) ``--engine auto`` resolves to on this machine, where both raylets run."""
+    from bgclear.engines import EngineOptions, choose
+
+    engine, precision, _device = choose(EngineOptions(device="auto"))
+    return engine, precision
+
+
+def _job_files(src: Path, bad: dict[str, str], tmp_path: Path) -> tuple[Path, list[Path]]:
+    """A working folder for the job holding todo.txt: four photos of SRC's top folder and two of its sub-folder."""
+    good = sorted(p for p in src.rglob("*.jpg") if p.name not in bad)
+    chosen = [p for p in good if p.parent == src][:4] + [p for p in good if p.parent != src][:2]
+    working_dir = tmp_path / "job"
+    working_dir.mkdir()
+    (working_dir / "todo.txt").write_text("".join(f"{p}\n" for p in chosen))
+    return working_dir, chosen
+
+
+def test_ray_job_submit_runs_the_batch_on_the_cluster(cluster, catalogue, reference, tmp_path):
+    """`ray job submit --address http://HEAD:PORT --working-dir DIR -- bgclear batch todo.txt DST`.
+
+    The entrypoint runs on the head with the RAY_ADDRESS Ray gives it: bgclear attaches
+    to that cluster's GCS (no embedded Ray, no Ray Client), its workers run the engine
+    ``auto`` picks with one thread per 1-CPU worker, the outputs are those of
+    `bgclear remove`, and the job ends SUCCEEDED with the summary in its logs.
+    """
+    src, bad = catalogue
+    working_dir, chosen = _job_files(src, bad, tmp_path)
+    dst = tmp_path / "out"
+    submission_id = f"bgclear-ok-{secrets.token_hex(4)}"
+    result = submit_job(cluster, working_dir, ["bgclear", "batch", "todo.txt", str(dst), *FAST, "--no-progress"],
+                        submission_id)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+
+    info = job_info(cluster, submission_id)
+    assert info["status"] == "SUCCEEDED" and info["driver_exit_code"] == 0, info
+    logs = info["logs"]
+    assert f"connecting to Ray at {cluster.gcs} (in Ray job {submission_id})" in logs, logs
+    assert "starting Ray" not in logs and "ray://" not in logs
+    assert f"{len(chosen)} done, 0 skipped, 0 failed" in logs, logs
+
+    report = read_report(dst)
+    assert report["backend"] == "ray" and report["address"] == cluster.gcs and report["ray_job"] == submission_id
+    assert report["nodes"] == 2 and report["workers"] == 2
+    assert report["counts"] == {"total": len(chosen), "done": len(chosen), "skipped": 0, "failed": 0}
+    assert {n["node"] for n in report["nodes_detail"]} <= {HEAD_IP, WORKER_IP}
+    engine, precision = _auto_engine()
+    assert [(e["engine"], e["precision"], e["threads"]) for e in report["engines"]] == [(engine, precision, 1)]
+    assert f"worker(s) on {engine} {precision}, 1 thread(s) each" in logs
+    expected = {str(p.relative_to(src).with_suffix(".png")) for p in chosen}
+    assert outputs(dst) == {name: data for name, data in reference.items() if name in expected}
+    assert not leftovers(dst)
+
+
+def test_ray_job_without_the_model_fails_with_a_clear_message(cluster, catalogue, tmp_path):
+    """A cluster whose nodes lack the model: the job ends FAILED, its logs name the nodes, the model and the pull command."""
+    src, bad = catalogue
+    working_dir, _chosen = _job_files(src, bad, tmp_path)
+    dst = tmp_path / "out"
+    submission_id = f"bgclear-nomodel-{secrets.token_hex(4)}"
+    result = submit_job(cluster, working_dir, ["bgclear", "batch", "todo.txt", str(dst), *FAST, "--no-progress"],
+                        submission_id, env_vars={"BGCLEAR_HOME": str(tmp_path / "empty-home")})
+    assert result.returncode != 0, result.stdout[-3000:]
+
+    info = job_info(cluster, submission_id)
+    assert info["status"] == "FAILED" and info["driver_exit_code"] == 2, info
+    logs = info["logs"]
+    # Checked on every node before any worker starts: one message, the nodes named, no Ray tracebacks.
+    assert f"the cluster cannot run this job:\n  on 2 of 2 node(s) ({HEAD_IP}, {WORKER_IP}): model 'u2netp' " \
+           "is not installed" in logs, logs
+    assert "fetch it with 'bgclear models pull u2netp'" in logs, logs
+    assert "Traceback" not in logs, logs
+    assert not outputs(dst)

@@ -14,7 +14,8 @@ DEFAULT_ROUND_SIZE = 5000
 #: A file whose worker process dies is tried this many more times before it is reported.
 CRASH_RETRIES = 2
 NO_RESULT = "no result: the worker process died while processing this file (crash or out of memory)"
-ROW_FIELDS = ("index", "status", "reason", "seconds", "warnings", "node", "pid", "peak_rss_mb")
+ROW_FIELDS = ("index", "status", "reason", "seconds", "warnings", "node", "pid", "peak_rss_mb", "engine", "precision",
+              "threads")
 
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from ..batch import BatchJob
 from ..cli_options import cutout_options, infer_format, job_from_options
@@ -19,9 +20,9 @@ from ..errors import ModelError
 from .common import DEFAULT_ROUND_SIZE, REPORT_NAME, BatchError, timestamp
 from .destination import destination_lock, remove_stale_parts
 from .inputs import plan_inputs
-from .on_ray import plan_on_cluster, ray_connection, run_on_ray
+from .on_ray import check_address, check_nodes, plan_on_cluster, ray_connection, run_on_ray, submitted_job
 from .report import Progress, Tally, build_report
-from .worker import WorkerInitError, run_on_pool
+from .worker import WorkerInitError, check_can_start, run_on_pool
 
 log = logging.getLogger("bgclear")
 
@@ -37,16 +38,6 @@ def _cpu_count() -> int:
 def default_local_workers(cpus: int) -> int:
     """Workers on one machine: one per two cores (a cutout uses two threads well; memory is per worker)."""
     return max(1, cpus // 2)
-
-
-def _check_model_here(job: BatchJob) -> None:
-    """Fail in a second, not after starting workers, when a local run's model is not installed."""
-    from ..models.registry import get_model
-    from ..models.store import model_path
-
-    spec = get_model(job.segmenter)
-    if spec.kind == "segmenter" and (spec.source is not None or "path" in spec.extra):
-        model_path(spec, verify=False)
 
 
 def _ray_available() -> str | None:
@@ -73,6 +64,8 @@ def run_batch_job(src: str, dst: Path, job: BatchJob, *, backend: str = "auto", 
     plan = plan_inputs(src, dst, job.fmt)
     if address == "local":
         address = None
+    if address:
+        check_address(address)
     if backend == "auto":
         why_not = _ray_available()
         backend = "ray" if why_not is None else "local"
@@ -87,7 +80,7 @@ def run_batch_job(src: str, dst: Path, job: BatchJob, *, backend: str = "auto", 
         raise BatchError("--address runs on a Ray cluster; it cannot be used with --backend local")
     if backend == "local" or address is None:
         try:
-            _check_model_here(job)
+            check_can_start(job)
         except ModelError as exc:
             raise BatchError(str(exc)) from None
 
@@ -118,9 +111,14 @@ def run_batch_job(src: str, dst: Path, job: BatchJob, *, backend: str = "auto", 
                 if address is None:
                     workers = workers or default_local_workers(cpus)
                     cpus_per_worker = cpus_per_worker or cpus / workers
-                echo("starting Ray ..." if address is None else f"connecting to Ray at {address} ...")
+                if (ray_job := submitted_job()) is not None:
+                    run["ray_job"] = ray_job
+                echo("starting Ray ..." if address is None else
+                     f"connecting to Ray at {address}{f' (in Ray job {ray_job})' if ray_job else ''} ...")
                 with ray_connection(address, cpus, verbose) as used:
                     ray_plan = plan_on_cluster(used, workers, cpus_per_worker, gpus_per_worker, memory_per_worker)
+                    if address is not None:  # the embedded Ray is this machine, checked above
+                        check_nodes(job)
                     run.update(backend="ray", address=used, nodes=ray_plan.nodes, workers=ray_plan.workers,
                                cpus_per_worker=ray_plan.cpus_per_worker, cluster_cpus=ray_plan.cluster_cpus)
                     echo(f"{len(plan.items)} image(s) from {src} into {dst}: Ray ({used}, {ray_plan.nodes} node(s), "
@@ -150,16 +148,24 @@ def run_batch_job(src: str, dst: Path, job: BatchJob, *, backend: str = "auto", 
 
 
 def _root_message(exc: BaseException) -> str:
-    """The first line of the innermost cause: Ray wraps a worker's error in several layers."""
-    while exc.__cause__ is not None:
-        exc = exc.__cause__
-    text = str(exc).strip()
-    for marker in ("WorkerInitError: ", "ModelNotFoundError: ", "ModelError: "):
-        if marker in text:
-            return text.split(marker, 1)[1].splitlines()[0]
-    if not text:
-        return exc.__class__.__name__
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    """The first line of the innermost cause: Ray wraps a worker's error in several layers.
+
+    A worker's own error (its model, its engine) wins wherever it sits in the chain;
+    causes without text (Ray Data's bare ``SystemException``) are passed over.
+    """
+    chain: list[BaseException] = []
+    link: BaseException | None = exc
+    while link is not None and link not in chain:
+        chain.append(link)
+        link = link.__cause__ or link.__context__
+    for link in chain:
+        for marker in ("WorkerInitError: ", "ModelNotFoundError: ", "ModelError: "):
+            if marker in str(link):
+                return str(link).split(marker, 1)[1].splitlines()[0]
+    texts = [str(link).strip() for link in chain if str(link).strip()]
+    if not texts:
+        return chain[-1].__class__.__name__
+    lines = [line.strip() for line in texts[-1].splitlines() if line.strip()]
     first = lines[0]
     if first.endswith(":") and len(lines) > 1:  # "...failure from server:" then the server's traceback
         first = f"{first} {lines[-1]}"
@@ -176,6 +182,8 @@ def _summary(report: dict[str, Any], report_path: Path, limit: int = 20) -> str:
     c = report["counts"]
     lines = [f"{c['done']} done, {c['skipped']} skipped, {c['failed']} failed of {c['total']} in "
              f"{report['seconds']:.1f}s ({report['images_per_minute']:.1f} images/min); report: {report_path}"]
+    for e in report["engines"]:
+        lines.append(f"  {e['workers']} worker(s) on {e['engine']} {e['precision']}, {e['threads'] or 'default'} thread(s) each")
     for failure in report["failures"][:limit]:
         lines.append(f"  FAILED {failure['source']}: {failure['reason']}")
     if len(report["failures"]) > limit:
@@ -192,8 +200,8 @@ def _summary(report: dict[str, Any], report_path: Path, limit: int = 20) -> str:
 @click.option("-j", "--workers", type=click.IntRange(min=1), default=None,
               help="Workers, each with its own model [this machine: one per 2 cores; a cluster: its CPUs / --cpus-per-worker].")
 @click.option("--address", envvar="RAY_ADDRESS", default=None, metavar="ADDRESS",
-              help="Run on this Ray cluster: ray://HEAD:10001 (Ray Client) or HEAD:6379 from a cluster node "
-                   "[default: $RAY_ADDRESS, else an embedded Ray on this machine].")
+              help="Run on this Ray cluster: HEAD:6379 (its GCS) from a cluster node, or ray://HEAD:10001 (Ray Client). "
+                   "Inside 'ray job submit' Ray sets RAY_ADDRESS [default: $RAY_ADDRESS, else an embedded Ray on this machine].")
 @click.option("--backend", type=click.Choice(["auto", "ray", "local"]), default="auto", show_default=True,
               help="ray, local (a process pool, no Ray), or auto: Ray when installed.")
 @click.option("--cpus-per-worker", type=click.FloatRange(min=0.01), default=None,
@@ -225,6 +233,8 @@ def batch_command(ctx: click.Context, src: str, dst: Path, workers: int | None, 
     """
     fmt = infer_format(options["fmt"], options["mask"])
     job = job_from_options(options, fmt)
+    if backend == "local" and ctx.get_parameter_source("address") == ParameterSource.ENVIRONMENT:
+        address = None  # a RAY_ADDRESS in the environment (a Ray job's, a shell's) is not a request for Ray
     verbose = bool(ctx.find_root().params.get("verbose"))
     try:
         report = run_batch_job(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -22,7 +23,7 @@ from .common import (
     BatchError,
 )
 from .inputs import WorkItem
-from .worker import CutoutWorker
+from .worker import CutoutWorker, check_can_start
 
 log = logging.getLogger("bgclear")
 
@@ -74,6 +75,31 @@ def _loopback_node() -> Iterator[None]:
         yield
     finally:
         ray_constants.ENABLE_RAY_CLUSTER = saved
+
+
+def check_address(address: str) -> None:
+    """Refuse the job server's URL before connecting: a driver attaches to the GCS (or ray://), not to HTTP."""
+    if address.startswith(("http://", "https://")):
+        raise BatchError(
+            f"{address} (--address or $RAY_ADDRESS) is Ray's job server, where jobs are submitted: run "
+            f"'ray job submit --address {address} --working-dir . -- bgclear batch SRC DST ...' "
+            "(SRC and DST on storage every node mounts), or give the head's GCS address (HEAD:6379) "
+            "from a cluster node")
+
+
+def submitted_job() -> str | None:
+    """The submission id when this process is the entrypoint of a ``ray job submit`` job, else None.
+
+    Ray's job supervisor hands the entrypoint the job's config (and RAY_ADDRESS, the
+    cluster's GCS address) in its environment.
+    """
+    raw = os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR")
+    if not raw:
+        return None
+    try:
+        return json.loads(raw).get("metadata", {}).get("job_submission_id") or None
+    except (ValueError, AttributeError):
+        return None
 
 
 @contextlib.contextmanager
@@ -133,6 +159,54 @@ def plan_on_cluster(address: str, workers: int | None, cpus_per_worker: float | 
     return RayPlan(address=address, nodes=len(usable), cluster_cpus=sum(usable), workers=workers,
                    cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker,
                    memory_per_worker=memory_per_worker, capacity=fits)
+
+
+def _node_problem(job: BatchJob) -> str | None:
+    """Runs on one node: why a worker could not start there, or None."""
+    from ..errors import ModelError
+
+    try:
+        check_can_start(job)
+    except ModelError as exc:
+        return str(exc)
+    return None
+
+
+def check_nodes(job: BatchJob, timeout: float = 120.0) -> None:
+    """Before any worker starts, ask every live node with CPUs whether it holds the model and the engine.
+
+    One task per node, no CPU reserved, in the job's runtime environment: a cluster
+    that cannot run the job stops it in seconds with one message naming the nodes,
+    not through Ray's actor-death tracebacks. Nodes that do not answer within
+    ``timeout`` (busy, joining) are left to the workers themselves.
+    """
+    import ray
+    from ray.exceptions import RayTaskError
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    probe = ray.remote(num_cpus=0, max_retries=0)(_node_problem)
+    refs = {
+        probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)).remote(job):
+            node["NodeManagerAddress"]
+        for node in ray.nodes() if node.get("Alive") and node["Resources"].get("CPU", 0) > 0
+    }
+    ready, _late = ray.wait(list(refs), num_returns=len(refs), timeout=timeout)
+    problems: dict[str, list[str]] = {}
+    for ref in ready:
+        try:
+            problem = ray.get(ref)
+        except RayTaskError as exc:  # bgclear itself does not import there, say
+            cause = getattr(exc, "cause", None) or exc
+            lines = str(cause).strip().splitlines() or [""]
+            problem = f"bgclear cannot run there: {cause.__class__.__name__}: {lines[0]}"
+        except Exception:  # noqa: BLE001 - a node that died meanwhile: Ray Data schedules around it
+            continue
+        if problem:
+            problems.setdefault(problem, []).append(refs[ref])
+    if problems:
+        raise BatchError("the cluster cannot run this job:" + "".join(
+            f"\n  on {len(nodes)} of {len(refs)} node(s) ({', '.join(sorted(nodes))}): {problem}"
+            for problem, nodes in problems.items()))
 
 
 def _configure_ray_data() -> None:

@@ -75,7 +75,9 @@ class Tally:
             if key in self.warnings or len(self.warnings) < self.MAX_WARNINGS:
                 self.warnings[key] = self.warnings.get(key, 0) + 1
         if row.get("pid"):
-            stats = self.workers.setdefault((str(row["node"]), int(row["pid"])), {"images": 0, "peak_rss_mb": 0.0})
+            stats = self.workers.setdefault((str(row["node"]), int(row["pid"])), {
+                "images": 0, "peak_rss_mb": 0.0, "engine": str(row.get("engine", "")),
+                "precision": str(row.get("precision", "")), "threads": int(row.get("threads", 0))})
             stats["images"] += status != "skipped"
             stats["peak_rss_mb"] = max(stats["peak_rss_mb"], float(row["peak_rss_mb"]))
 
@@ -131,7 +133,7 @@ class Progress:
 
 def build_report(tally: Tally, plan: Plan, dst: Path, job: BatchJob, run: dict[str, Any], started: str,
                  seconds: float) -> dict[str, Any]:
-    """The JSON report: counts, failures with reasons, images per minute, and each worker's peak memory."""
+    """The JSON report: counts, failures with reasons, images per minute, each worker's engine and peak memory."""
     from .. import __version__
 
     nodes: dict[str, dict[str, Any]] = {}
@@ -140,6 +142,10 @@ def build_report(tally: Tally, plan: Plan, dst: Path, job: BatchJob, run: dict[s
         entry["workers"] += 1
         entry["images"] += stats["images"]
         entry["workers_peak_rss_mb"] = round(entry["workers_peak_rss_mb"] + stats["peak_rss_mb"], 1)
+    engines: dict[tuple[str, str, int], int] = {}
+    for stats in tally.workers.values():
+        key = (stats["engine"], stats["precision"], stats["threads"])
+        engines[key] = engines.get(key, 0) + 1
     refused = [{"source": s, "output": d, "reason": r} for s, d, r in plan.refused]
     options = asdict(job)
     return {
@@ -158,6 +164,8 @@ def build_report(tally: Tally, plan: Plan, dst: Path, job: BatchJob, run: dict[s
         "seconds_per_image_per_worker": round(tally.busy_seconds / tally.done, 3) if tally.done else None,
         "failures": refused + tally.failures,
         "warnings": [f"{k} (x{n})" if n > 1 else k for k, n in sorted(tally.warnings.items())],
+        # What the workers ran, as each resolved it on its own node (``options`` has what was asked for).
+        "engines": [{"engine": e, "precision": p, "threads": t, "workers": n} for (e, p, t), n in sorted(engines.items())],
         "workers_detail": [{"node": node, "pid": pid, **stats} for (node, pid), stats in sorted(tally.workers.items())],
         "nodes_detail": sorted(nodes.values(), key=lambda n: n["node"]),
     }

@@ -28,6 +28,22 @@ class WorkerInitError(BgclearError):
     """A worker could not start (its model is missing, the device unusable...): the job cannot go on."""
 
 
+def check_can_start(job: BatchJob) -> None:
+    """Raise :class:`~bgclear.errors.ModelError` in a second when a worker here could not start.
+
+    The segmenter's file must be installed and the engine asked for must exist; the
+    full load (and its checksum) is left to the workers themselves.
+    """
+    from ..engines import EngineOptions, choose
+    from ..models.registry import get_model
+    from ..models.store import model_path
+
+    spec = get_model(job.segmenter)
+    if spec.kind == "segmenter" and (spec.source is not None or "path" in spec.extra):
+        model_path(spec, verify=False)
+    choose(EngineOptions(engine=job.engine, precision=job.precision, device=job.device))
+
+
 def _peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KiB on Linux
 
@@ -57,6 +73,9 @@ class CutoutWorker:
             self.session = get_session(job.segmenter, job.refiner, job.device, job.engine, job.precision, threads)
         except Exception as exc:  # noqa: BLE001 - surfaced to the driver as one clear error
             raise WorkerInitError(f"a worker on {self.node} could not load the models: {exc}") from exc
+        # What this worker really runs (``auto`` resolved on its own node's CPU), for the report.
+        self.engine, self.precision = _engine_of(self.session)
+        self.threads = int(self.session.options.threads or 0)  # 0: the runtime's default
 
     def process(self, index: int, src: str, dest: str) -> dict[str, Any]:
         """Cut out one file (or skip it when its output is complete); never raises."""
@@ -78,6 +97,7 @@ class CutoutWorker:
         return {
             "index": index, "status": status, "reason": reason, "seconds": round(time.perf_counter() - start, 3),
             "warnings": "\n".join(warnings), "node": self.node, "pid": self.pid, "peak_rss_mb": _peak_rss_mb(),
+            "engine": self.engine, "precision": self.precision, "threads": self.threads,
         }
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -86,6 +106,14 @@ class CutoutWorker:
 
         rows = [self.process(int(i), str(s), str(d)) for i, s, d in zip(batch["index"], batch["src"], batch["dest"])]
         return {name: np.array([row[name] for row in rows]) for name in ROW_FIELDS}
+
+
+def _engine_of(session) -> tuple[str, str]:
+    """(engine, precision) the session's segmenter was loaded with, after any fall-back."""
+    engine = getattr(session.segmenter, "engine", None)
+    if engine is None:  # a PyTorch segmenter
+        return "torch", ""
+    return str(engine.name), str(engine.precision)
 
 
 def _node_name() -> str:
@@ -174,6 +202,6 @@ def run_on_pool(items: list[WorkItem], job: BatchJob, sink: Callable[[dict[str, 
 
 def _failed_row(item: WorkItem, reason: str) -> dict[str, Any]:
     return {"index": item.index, "status": "failed", "reason": reason, "seconds": 0.0, "warnings": "",
-            "node": "", "pid": 0, "peak_rss_mb": 0.0}
+            "node": "", "pid": 0, "peak_rss_mb": 0.0, "engine": "", "precision": "", "threads": 0}
 
 
