@@ -64,7 +64,7 @@ def child(args) -> None:
     import torch
     from transformers import VitMatteForImageMatting
 
-    from bgclear.torch_backends.vitmatte import VitMatteRefiner
+    from bgclear.families.vitmatte import VitMatteRefiner
     from bgclear.trimap import UNKNOWN
 
     torch.manual_seed(0)

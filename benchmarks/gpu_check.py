@@ -59,8 +59,8 @@ def make_checkpoints(root: Path, small: bool) -> tuple[Path, Path]:
     from bench_vitmatte_memory import vitmatte_config
     from transformers import VitMatteForImageMatting
 
-    from bgclear.torch_backends.inspyrenet import InSPyReNet
-    from bgclear.torch_backends.swin import SwinTransformer, swin_b
+    from bgclear.networks.inspyrenet.model import InSPyReNet
+    from bgclear.networks.inspyrenet.swin import SwinTransformer, swin_b
 
     torch.manual_seed(0)
     backbone = SwinTransformer(32, (2, 2, 2, 2), (2, 2, 4, 4), 4) if small else swin_b()
@@ -140,7 +140,7 @@ class patch_dtype:
         self.dtype = dtype
 
     def __enter__(self):
-        from bgclear.torch_backends import device as device_module
+        from bgclear.engines import torch as device_module
 
         self.saved = device_module.half_dtype
         if self.dtype is not None:
@@ -148,7 +148,7 @@ class patch_dtype:
         return self
 
     def __exit__(self, *exc):
-        from bgclear.torch_backends import device as device_module
+        from bgclear.engines import torch as device_module
 
         device_module.half_dtype = self.saved
 
@@ -156,10 +156,10 @@ class patch_dtype:
 def correctness(ckpt: Path, folder: Path, device: str, small: bool) -> list[dict]:
     import torch
 
-    from bgclear.torch_backends.checkpoints import load_inspyrenet
-    from bgclear.torch_backends.device import autocast, half_dtype, resolve_device
-    from bgclear.torch_backends.segmenter import to_tensor
-    from bgclear.torch_backends.vitmatte import VitMatteRefiner
+    from bgclear.networks.inspyrenet.checkpoints import load_inspyrenet
+    from bgclear.engines.torch import autocast, half_dtype, resolve_device
+    from bgclear.families.inspyrenet import to_tensor
+    from bgclear.families.vitmatte import VitMatteRefiner
     from bgclear.trimap import make_trimap
 
     dev = resolve_device(device)
@@ -247,8 +247,8 @@ def main() -> int:
     os.environ.setdefault("TQDM_DISABLE", "1")
     import torch
 
-    from bgclear.torch_backends import add_local_model, doctor_report
-    from bgclear.torch_backends.device import describe, resolve_device
+    from bgclear.models.local import add_local_model, doctor_report
+    from bgclear.engines.torch import describe, resolve_device
 
     print(f"# device {describe(resolve_device(args.device))}, torch {torch.__version__}, small={args.small}")
     with tempfile.TemporaryDirectory(prefix="bgclear-gpu-check-") as tmp:

@@ -54,7 +54,7 @@ def test_parse_device_rejects_others_naming_the_accepted_forms(bad):
 
 def test_torch_device_resolution_uses_the_same_parser():
     pytest.importorskip("torch")
-    from bgclear.torch_backends.device import resolve_device
+    from bgclear.engines.torch import resolve_device
 
     assert str(resolve_device("cpu")) == "cpu"
     with pytest.raises(ModelError, match="use auto, cpu, cuda or cuda:N"):

@@ -20,9 +20,9 @@ torch = pytest.importorskip("torch", reason="PyTorch not installed (pip install 
 from torch import nn  # noqa: E402
 
 from bgclear.errors import ChecksumError, ModelError  # noqa: E402
-from bgclear.torch_backends.checkpoints import infer_architecture, load_inspyrenet, read_state_dict  # noqa: E402
-from bgclear.torch_backends.inspyrenet import dilate  # noqa: E402
-from bgclear.torch_backends.res2net import res2net50_v1b  # noqa: E402
+from bgclear.networks.inspyrenet.checkpoints import infer_architecture, load_inspyrenet, read_state_dict  # noqa: E402
+from bgclear.networks.inspyrenet.model import dilate  # noqa: E402
+from bgclear.networks.inspyrenet.res2net import res2net50_v1b  # noqa: E402
 
 TINY = dict(embed_dim=32, depths=[2, 2, 2, 2], num_heads=[2, 2, 4, 4], window_size=4)
 
@@ -186,7 +186,7 @@ def test_full_size_swin_b_checkpoint_loads_and_matches(tmp_path):
 
 
 def test_res2net_checkpoint_round_trip(tmp_path):
-    from bgclear.torch_backends.inspyrenet import InSPyReNet
+    from bgclear.networks.inspyrenet.model import InSPyReNet
 
     torch.manual_seed(0)
     backbone = res2net50_v1b()
@@ -220,7 +220,7 @@ def test_bad_checkpoints_are_refused_clearly(tiny_reference, tmp_path):
 def test_segmenter_modes_through_the_registry(tiny_reference, tmp_path, monkeypatch):
     from bgclear.backends import make_segmenter
     from bgclear.models.registry import get_model
-    from bgclear.torch_backends import add_local_model
+    from bgclear.models.local import add_local_model
 
     monkeypatch.setenv("BGCLEAR_HOME", str(tmp_path / "home"))
     ckpt = tmp_path / "ckpt.pth"
@@ -244,7 +244,7 @@ def test_segmenter_modes_through_the_registry(tiny_reference, tmp_path, monkeypa
 def test_placeholder_names_register_with_companions(tiny_reference, tmp_path, monkeypatch):
     from bgclear.models.registry import get_model
     from bgclear.models.store import model_path
-    from bgclear.torch_backends import add_local_model
+    from bgclear.models.local import add_local_model
 
     monkeypatch.setenv("BGCLEAR_HOME", str(tmp_path / "home"))
     with pytest.raises(ModelError, match="bgclear models add inspyrenet PATH"):
@@ -260,7 +260,7 @@ def test_placeholder_names_register_with_companions(tiny_reference, tmp_path, mo
 
 
 def test_cuda_request_without_cuda_is_an_error():
-    from bgclear.torch_backends.device import resolve_device
+    from bgclear.engines.torch import resolve_device
 
     assert resolve_device("cpu").type == "cpu"
     with pytest.raises(ModelError, match="unknown device"):

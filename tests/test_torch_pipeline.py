@@ -21,8 +21,8 @@ def home(tmp_path, monkeypatch):
 def tiny_checkpoints(tmp_path_factory):
     """A tiny Swin InSPyReNet state dict and a tiny ViTMatte folder, random weights."""
     transformers = pytest.importorskip("transformers")
-    from bgclear.torch_backends.inspyrenet import InSPyReNet
-    from bgclear.torch_backends.swin import SwinTransformer
+    from bgclear.networks.inspyrenet.model import InSPyReNet
+    from bgclear.networks.inspyrenet.swin import SwinTransformer
 
     root = tmp_path_factory.mktemp("ckpts")
     torch.manual_seed(0)
@@ -40,7 +40,7 @@ def tiny_checkpoints(tmp_path_factory):
 
 def test_full_pipeline_with_inspyrenet_and_vitmatte(home, tiny_checkpoints):
     from bgclear import Session
-    from bgclear.torch_backends import add_local_model
+    from bgclear.models.local import add_local_model
 
     ckpt, folder = tiny_checkpoints
     add_local_model("inspyrenet-fast", ckpt, base_size=64)
@@ -58,7 +58,7 @@ def test_full_pipeline_with_inspyrenet_and_vitmatte(home, tiny_checkpoints):
 
 def test_vitmatte_folder_or_config_path_registers(home, tiny_checkpoints):
     from bgclear.models.registry import get_model
-    from bgclear.torch_backends import add_local_model
+    from bgclear.models.local import add_local_model
 
     _, folder = tiny_checkpoints
     (spec,) = add_local_model("my-matte", folder / "config.json")
@@ -116,7 +116,7 @@ def test_reduced_precision_guard_reruns_in_fp32_once_it_sees_non_finite_values(c
     torch = pytest.importorskip("torch")
     from types import SimpleNamespace
 
-    from bgclear.torch_backends.device import run_guarded
+    from bgclear.engines.torch import run_guarded
 
     owner = SimpleNamespace(device=torch.device("cpu"), half=True)
     calls = []

@@ -16,7 +16,7 @@ torch = pytest.importorskip("torch", reason="PyTorch not installed (pip install 
 transformers = pytest.importorskip("transformers", reason="transformers not installed (pip install 'bgclear[torch]')")
 
 from bgclear.errors import ModelError  # noqa: E402
-from bgclear.torch_backends.vitmatte import (  # noqa: E402
+from bgclear.families.vitmatte import (  # noqa: E402
     VitMatteRefiner,
     blend_weights,
     load_vitmatte,

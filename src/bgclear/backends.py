@@ -20,11 +20,11 @@ DEFAULT_REFINER = "guided"
 #: model family (``ModelSpec.backend``) -> "module:class" of its segmenter, built as ``cls(spec, options)``.
 SEGMENTER_FAMILIES = {
     "onnx": "bgclear.segment:OnnxSegmenter",
-    "inspyrenet": "bgclear.torch_backends.segmenter:InSPyReNetSegmenter",
+    "inspyrenet": "bgclear.families.inspyrenet:InSPyReNetSegmenter",
 }
 #: model family -> "module:function" building a learned refiner as ``fn(spec, options)``.
 REFINER_FAMILIES = {
-    "vitmatte": "bgclear.torch_backends.vitmatte:refiner_from_spec",
+    "vitmatte": "bgclear.families.vitmatte:refiner_from_spec",
 }
 
 

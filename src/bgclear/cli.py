@@ -151,7 +151,7 @@ def models_path(name: str) -> None:
 @click.option("--no-check", is_flag=True, help="Register without loading the weights.")
 def models_add(name, path, backend, mode, base_size, window, overlap, no_check) -> None:
     """Register a local checkpoint under NAME: checks that it loads and records its sha256."""
-    from .torch_backends import add_local_model
+    from .models.local import add_local_model
 
     try:
         specs = add_local_model(name, path, backend, mode=mode, base_size=base_size, window=window, overlap=overlap,

@@ -24,7 +24,7 @@ def _torch_section(requested: str) -> dict:
     except Exception as exc:  # ImportError, or a broken install raising something else
         return {"installed": False, "error": str(exc), "chosen_device": "cpu (onnxruntime only)",
                 "hint": "pip install 'bgclear[torch]' for the inspyrenet and vitmatte backends"}
-    from .torch_backends.device import cuda_problem, describe, resolve_device
+    from .engines.torch import cuda_problem, describe, resolve_device
 
     info = {
         "installed": True,

@@ -293,7 +293,7 @@ class _TorchRuntime:
     def __init__(self, spec: ModelSpec) -> None:
         from .models.store import model_path
         from .networks.mobile_sam.model import load_mobile_sam
-        from .torch_backends.device import import_torch
+        from .engines.torch import import_torch
 
         self._torch = import_torch()
         self._model = load_mobile_sam(model_path(spec))

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import torch
 
-from ..errors import ModelError
-from .inspyrenet import InSPyReNet
+from ...errors import ModelError
+from .model import InSPyReNet
 from .res2net import Res2Net
 from .swin import SwinTransformer
 

@@ -23,7 +23,7 @@ from ..errors import ModelError
 from ..matte import known_alpha
 from ..tiles import band_tiles
 from ..trimap import UNKNOWN
-from .device import default_half, describe, device_and_threads, import_torch, resolve_device, run_guarded, set_threads
+from ..engines.torch import default_half, describe, device_and_threads, import_torch, resolve_device, run_guarded, set_threads
 
 log = logging.getLogger("bgclear")
 
@@ -177,7 +177,7 @@ def refiner_from_spec(spec, options=None) -> VitMatteRefiner:
     ``options``: :class:`bgclear.engines.EngineOptions` (its device and threads), or a device name.
     """
     device, threads = device_and_threads(options)
-    from .weights import checkpoint_path
+    from ..models.local import checkpoint_path
 
     folder = checkpoint_path(spec).parent
     extra = spec.extra

@@ -21,7 +21,7 @@ from PIL import Image
 
 from ..errors import ModelError
 from ..models.registry import ModelSpec
-from .device import default_half, describe, device_and_threads, import_torch, resolve_device, run_guarded, set_threads
+from ..engines.torch import default_half, describe, device_and_threads, import_torch, resolve_device, run_guarded, set_threads
 
 log = logging.getLogger("bgclear")
 
@@ -56,8 +56,8 @@ class InSPyReNetSegmenter:
         torch = import_torch()  # first, so a missing torch is reported as such
         device, threads = device_and_threads(options)
         set_threads(threads)
-        from .checkpoints import load_inspyrenet
-        from .weights import checkpoint_path
+        from ..networks.inspyrenet.checkpoints import load_inspyrenet
+        from ..models.local import checkpoint_path
 
         self.spec, self.name = spec, spec.name
         extra = spec.extra

@@ -7,9 +7,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..errors import ModelError, ModelNotFoundError
-from ..models.registry import IMAGENET_MEAN, IMAGENET_STD, TORCH_MODELS, ModelSpec, save_user_model
-from ..models.store import model_path, sha256_file
-from .device import import_torch
+from .registry import IMAGENET_MEAN, IMAGENET_STD, TORCH_MODELS, ModelSpec, save_user_model
+from .store import model_path, sha256_file
+from ..engines.torch import import_torch
 
 #: Registering the first name also registers the others with the same weights.
 COMPANIONS = {"inspyrenet": ("inspyrenet-hr",)}
@@ -98,7 +98,7 @@ def add_local_model(
             raise ModelError(f"window {spec.extra['window']} must be at least 4x the overlap {spec.extra['overlap']}")
         if check:
             import_torch()
-            from .vitmatte import load_vitmatte
+            from ..families.vitmatte import load_vitmatte
 
             load_vitmatte(weights.parent)
     elif backend == "inspyrenet":
@@ -113,7 +113,7 @@ def add_local_model(
         spec = _entry(name, "segmenter", "inspyrenet", path, template, description, extra)
         if check:
             import_torch()
-            from .checkpoints import load_inspyrenet
+            from ..networks.inspyrenet.checkpoints import load_inspyrenet
 
             load_inspyrenet(path)
     elif backend == "onnx":

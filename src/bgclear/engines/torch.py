@@ -58,7 +58,7 @@ def resolve_device(device: str | None = "auto"):
 
     Raises :class:`ModelError` for a GPU that cannot be used or an unknown name.
     """
-    from ..engines.device import parse_device
+    from .device import parse_device
 
     torch = import_torch()
     name = parse_device(device)
