@@ -148,8 +148,14 @@ def submit_job(cluster: Cluster, working_dir: Path, entrypoint: list[str], submi
             "--working-dir", str(working_dir)]
     if env_vars:
         args += ["--runtime-env-json", json.dumps({"env_vars": env_vars})]
+    deadline = time.monotonic() + timeout
     try:
-        return _ray_cli(cluster, [*args, "--", *entrypoint], timeout)
+        while True:
+            result = _ray_cli(cluster, [*args, "--", *entrypoint], max(1.0, deadline - time.monotonic()))
+            # The job server waits 10 s for the head's agent; on a loaded machine it can be later than that.
+            if "Failed to get head node agent" not in result.stdout + result.stderr or time.monotonic() > deadline - 60:
+                return result
+            time.sleep(5)
     except subprocess.TimeoutExpired as exc:
         with contextlib.suppress(Exception):
             _ray_cli(cluster, ["job", "stop", submission_id], 60)
