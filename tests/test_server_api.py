@@ -386,6 +386,11 @@ def test_no_upload_reaches_the_disk(client: httpx.Client, server, watched: dict[
     assert post(client, big, params={"size": "preview"}).status_code == 200
     assert client.post("/v1/remove", content=big, params={"size": "preview"}).status_code == 200
     assert post(client, big + bytes(8_000_000)).status_code == 413
+    # Touch-up: an image held under an edit handle, clicked on (MobileSAM's work kept with it), then forgotten.
+    held = post(client, big, params={"size": "preview", "edit": "true", "keep": "600,450"})
+    handle = held.headers["X-Edit-Id"]
+    clicked = client.post(f"/v1/remove/{handle}", params={"size": "preview", "keep": "600,450", "drop": "5,5"})
+    assert clicked.status_code == 200 and client.delete(f"/v1/remove/{handle}").status_code == 204
     assert {k: snapshot(watched[k]) for k in ("cwd", "tmp")} == server.extra["before"]
     log = server.log()
     assert "AUDIT-WRITE" not in log, [line for line in log.splitlines() if "AUDIT-WRITE" in line]

@@ -8,9 +8,11 @@ written atomically, so an interrupted batch never leaves a half-written file and
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .compose import Shadow
 from .decode import FORMAT_SUFFIXES
@@ -105,9 +107,13 @@ def collect_inputs(inputs: list[Path] | tuple[Path, ...], output: Path | None, f
     return pairs
 
 
-def process_one(session, src: Path, dest: Path, job: BatchJob) -> list[str]:
-    """Cut out ``src`` into ``dest`` (atomic write). Returns the warnings."""
-    cutout = session.remove(src, background=job.background, shadow=job.shadow, crop=job.crop, crop_margin=job.crop_margin)
+def process_one(session, src: Path, dest: Path, job: BatchJob, prompts: Mapping[str, Any] | None = None) -> list[str]:
+    """Cut out ``src`` into ``dest`` (atomic write). Returns the warnings.
+
+    ``prompts``: ``keep`` / ``drop`` / ``box`` for :meth:`Session.remove` (one photo's touch-up).
+    """
+    cutout = session.remove(src, background=job.background, shadow=job.shadow, crop=job.crop, crop_margin=job.crop_margin,
+                            **(prompts or {}))
     cutout.save(dest, fmt=job.fmt, quality=job.quality, mask=job.mask)
     return cutout.warnings
 
@@ -119,8 +125,10 @@ def run_batch(
     skip_existing: bool = False,
     progress: bool = True,
     session=None,
+    prompts: Mapping[str, Any] | None = None,
 ) -> BatchReport:
-    """Process every (source, destination) pair with one shared session and ``workers`` threads."""
+    """Process every (source, destination) pair with one shared session and ``workers`` threads
+    (``prompts``: see :func:`process_one`)."""
     from tqdm import tqdm
 
     from .pipeline import get_session
@@ -137,7 +145,7 @@ def run_batch(
         session = session or get_session(job.segmenter, job.refiner, job.device, job.engine, job.precision)
         bar = tqdm(total=len(todo), unit="img", disable=not progress, dynamic_ncols=True)
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            futures = {pool.submit(process_one, session, src, dest, job): src for src, dest in todo}
+            futures = {pool.submit(process_one, session, src, dest, job, prompts): src for src, dest in todo}
             for fut in as_completed(futures):
                 src = futures[fut]
                 try:

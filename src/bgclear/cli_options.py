@@ -20,6 +20,8 @@ from .engines.base import ENGINE_CHOICES, PRECISION_CHOICES
 from .engines.device import DEVICE_HELP
 from .errors import InputError
 from .models.registry import DEFAULT_SEGMENTER
+from .points import BOX_HELP, POINT_HELP, numbers
+from .touchup import check_prompts
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -49,7 +51,7 @@ _OPTIONS = (
                  help=f"Edge refinement: {', '.join(refiner_names())}."),
     click.option("--device", default="auto", show_default=True, help=DEVICE_HELP),
     click.option("--engine", type=click.Choice(ENGINE_CHOICES), default="auto", show_default=True,
-                 help="Inference runtime; auto: OpenVINO on the CPU when installed, else onnxruntime."),
+                 help="Inference runtime; auto: OpenVINO where the CPU computes bf16 natively, else onnxruntime."),
     click.option("--precision", type=click.Choice(PRECISION_CHOICES), default="auto", show_default=True,
                  help="auto: bf16 where the CPU computes it natively (OpenVINO), else f32."),
     click.option("--quality", type=int, default=92, show_default=True, help="JPG/WebP quality."),
@@ -94,3 +96,49 @@ def job_from_options(options: dict[str, Any], fmt: str) -> BatchJob:
         background=options["background"], shadow=shadow, crop=options["crop"], crop_margin=options["crop_margin"],
         mask=options["mask"], fmt=fmt, quality=options["quality"],
     )
+
+
+class _Numbers(click.ParamType):
+    """``count`` comma-separated finite numbers (a point or a box); anything else is a usage error."""
+
+    def __init__(self, count: int, example: str) -> None:
+        self.count, self.example = count, example
+        self.name = "X,Y" if count == 2 else "L,T,R,B"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[float, ...]:
+        if isinstance(value, tuple):
+            return value
+        try:
+            return numbers(str(value), self.count)
+        except InputError as exc:
+            self.fail(f"{exc.message}; expected {self.example}", param, ctx)
+
+
+_TOUCHUP_OPTIONS = (
+    click.option("--keep", "keep", multiple=True, type=_Numbers(2, POINT_HELP),
+                 help=f"A point on what must stay ({POINT_HELP}, after EXIF orientation). Repeatable."),
+    click.option("--drop", "drop", multiple=True, type=_Numbers(2, POINT_HELP),
+                 help="A point on what must go (x,y). Repeatable."),
+    click.option("--box", "box", type=_Numbers(4, BOX_HELP), default=None,
+                 help=f"A box around the subject ({BOX_HELP}); clears everything outside it."),
+)
+
+
+def touchup_options(fn: F) -> F:
+    """Add --keep / --drop / --box (one photo's touch-up; not for batches) to a click command."""
+    for option in reversed(_TOUCHUP_OPTIONS):
+        fn = option(fn)
+    return fn
+
+
+def prompts_from_options(options: dict[str, Any]) -> dict[str, Any] | None:
+    """The keyword arguments :meth:`Session.remove` takes for the points and box, or None when none
+    were given. Raises :class:`click.UsageError` for too many points or a box with no area."""
+    keep, drop, box = tuple(options.get("keep") or ()), tuple(options.get("drop") or ()), options.get("box")
+    if not (keep or drop or box is not None):
+        return None
+    try:
+        check_prompts(keep, drop, box)
+    except InputError as exc:
+        raise click.UsageError(exc.message) from None
+    return {"keep": keep, "drop": drop, "box": box}

@@ -19,7 +19,7 @@ from .config import ServerSettings
 from .errors import install_error_handlers
 from .openapi import add_components
 from .ratelimit import rate_limit_headers
-from .routers import health, page, remove, removebg
+from .routers import edit, health, page, remove, removebg
 from .routers.page import STATIC_DIR
 from .state import AppState
 
@@ -67,8 +67,10 @@ def create_app(settings: ServerSettings | None = None, session: Session | None =
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         state.start_loading()
+        state.edits.start()
         yield
         state.limiter.shutdown()
+        state.edits.stop()
 
     # The guard runs before every route (it lets all but the API paths through), so
     # routers added later are behind the keys and the rate limit without opting in.
@@ -78,6 +80,7 @@ def create_app(settings: ServerSettings | None = None, session: Session | None =
     install_error_handlers(app, shapes={removebg.PREFIX: removebg.render_error})
     app.include_router(health.router)
     app.include_router(remove.router)
+    app.include_router(edit.router)
     app.include_router(removebg.router)
     app.include_router(page.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -9,6 +9,7 @@ from ..backends import DEFAULT_REFINER
 from ..decode import DEFAULT_MAX_PIXELS, SUPPORTED_FORMATS
 from ..models.registry import DEFAULT_SEGMENTER
 from .auth import KeyStore
+from .edits import DEFAULT_EDIT_BYTES, DEFAULT_EDIT_ENTRIES, DEFAULT_EDIT_TTL
 from .ratelimit import RateLimit
 from .url_fetch import DEFAULT_TIMEOUT as DEFAULT_URL_FETCH_TIMEOUT
 from .url_fetch import AllowList
@@ -55,6 +56,9 @@ class ServerSettings:
     rate_limit: RateLimit | None = None  # None: no per-client rate limit
     url_fetch: AllowList = AllowList()  # hosts image_url / bg_image_url may name; empty: no fetching
     url_fetch_timeout: float = DEFAULT_URL_FETCH_TIMEOUT
+    edit_ttl: float = DEFAULT_EDIT_TTL  # seconds an edit handle lives after its last use; 0: no handles
+    edit_max_bytes: int = DEFAULT_EDIT_BYTES  # memory for images held for touch-up
+    edit_max_entries: int = DEFAULT_EDIT_ENTRIES
 
     def __post_init__(self) -> None:
         if self.max_concurrency <= 0:
@@ -66,6 +70,8 @@ class ServerSettings:
             raise ValueError("queue_size must be 0 or more")
         if self.max_bytes <= 0 or self.max_pixels <= 0 or self.upload_timeout <= 0:
             raise ValueError("max_bytes, max_pixels and upload_timeout must be positive")
+        if self.edit_ttl < 0 or self.edit_max_bytes < 0 or self.edit_max_entries < 0:
+            raise ValueError("edit_ttl, edit_max_bytes and edit_max_entries must be 0 or more")
 
     @property
     def max_body_bytes(self) -> int:

@@ -24,6 +24,7 @@ SERVER_ERROR_CODES: dict[str, int] = {
     "missing_file": 400,
     "bad_request": 400,
     "not_found": 404,
+    "edit_expired": 404,  # an edit handle this server does not hold: send the image again
     "method_not_allowed": 405,
     "missing_api_key": 403,
     "invalid_api_key": 403,

@@ -21,9 +21,11 @@ def _option_schemas() -> dict[str, dict[str, Any]]:
     return schema["properties"]
 
 
-def _query_parameters() -> list[dict[str, Any]]:
+def _query_parameters(leave_out: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     params = []
     for name, prop in _option_schemas().items():
+        if name in leave_out:
+            continue
         prop = dict(prop)
         description = prop.pop("description", "")
         examples = prop.pop("examples", None)
@@ -63,12 +65,14 @@ REMOVE_OPENAPI: dict[str, Any] = {
     },
 }
 
-def _errors(description: str, *examples: tuple[str, str]) -> dict[str, Any]:
+def _errors(description: str, *examples: tuple[str, ...]) -> dict[str, Any]:
+    """Each example is (code, message), or (name, code, message) for a second example of a code."""
+    named = [e if len(e) == 3 else (e[0], *e) for e in examples]
     return {
         "description": description,
         "content": {"application/json": {
             "schema": {"$ref": "#/components/schemas/ErrorResponse"},
-            "examples": {code: _error_example(code, msg) for code, msg in examples},
+            "examples": {name: _error_example(code, msg) for name, code, msg in named},
         }},
     }
 
@@ -92,13 +96,33 @@ REMOVE_RESPONSES: dict[int | str, dict[str, Any]] = {
     415: _errors("Not an accepted image format", ("unsupported_format", f"the file is not an image this server reads; it accepts {_ACCEPTED}")),
     422: _errors("Unusable image or option", ("empty", "the upload is empty (0 bytes); choose an image file"),
                  ("unreadable", "the PNG file is damaged or truncated and cannot be decoded (image file is truncated)"),
-                 ("invalid_option", "bg_color: unknown colour 'blurple': use #rrggbb, 'transparent' or one of black, blue, ...")),
+                 ("invalid_option", "bg_color: unknown colour 'blurple': use #rrggbb, 'transparent' or one of black, blue, ..."),
+                 ("point_outside", "invalid_option", "keep point 1 (5000, 10) is outside the 902x300 image (0 <= x < 902, 0 <= y < 300)")),
     429: _errors("Over the rate limit (when the server has one); see Retry-After and X-RateLimit-*",
                  ("rate_limited", "too many requests: this server allows 60/min per API key, in bursts of up to 10; try again in 4 s")),
     503: _errors("Busy or still loading; see Retry-After", ("busy", "the server is busy (1 images in progress, 8 waiting); try again in 12 s"),
                  ("loading", "the model is still loading; try again in a few seconds")),
 }
 
+#: The edit path: the options of ``POST /v1/remove`` (less ``edit``) in the query or as form fields, no image.
+_EDIT_FORM = {"schema": {"type": "object", "properties": {k: v for k, v in _option_schemas().items() if k != "edit"}}}
+EDIT_OPENAPI: dict[str, Any] = {
+    "parameters": _query_parameters(leave_out=("edit",)),
+    "requestBody": {
+        "required": False,
+        "description": "The points and options as form fields (or in the query string instead). No image: the server "
+                       "holds it under the edit handle.",
+        "content": {"multipart/form-data": _EDIT_FORM, "application/x-www-form-urlencoded": _EDIT_FORM},
+    },
+}
+EDIT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **{k: v for k, v in REMOVE_RESPONSES.items() if k not in (413, 415)},
+    404: _errors("This server holds no image under the handle (expired, evicted, restarted, or another replica): "
+                 "send the image again with all the points to POST /v1/remove with edit=true",
+                 ("edit_expired", "this server holds no image under that edit handle (it expired, was evicted, or "
+                  "another server holds it): send the image again with all the points to POST /v1/remove with "
+                  "edit=true, which answers a new handle")),
+}
 
 
 def add_components(schema: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,6 @@ background (a colour or the user's photo, fitted to cover) and the encoding
 
 from __future__ import annotations
 
-import inspect
 import io
 import math
 import time
@@ -130,11 +129,32 @@ def _encode(pixels: np.ndarray, fmt: str) -> tuple[bytes, str]:
     return buf.getvalue(), "zip"
 
 
-def _accepts_box(session: Session) -> bool:
-    try:
-        return "box" in inspect.signature(session.remove).parameters
-    except (TypeError, ValueError):
+#: A roi whose edges run through the automatic foreground along more than this fraction of their
+#: length cuts a subject: it is a crop, not a choice of subjects.
+ROI_CUT_FRACTION = 0.05
+
+
+def roi_selects(prob: np.ndarray, roi: tuple[int, int, int, int], size: tuple[int, int]) -> bool:
+    """Whether ``roi`` (left, top, right, bottom in source pixels of ``size`` = (W, H)) is drawn around
+    subjects: it holds some of the automatic foreground (``prob`` float32 (h, w), 0..1, covering the
+    whole source), and its edges inside the image cross it along at most :data:`ROI_CUT_FRACTION` of
+    their length.
+
+    Only such a roi goes to the promptable segmenter as a box: given a box through a subject it
+    answers the background inside the box (seen on a disc halved by the roi), given one over
+    background alone it makes an object of that background, and the whole image as a box says
+    nothing at the cost of its encoder. Outside the roi is cleared either way.
+    """
+    (h, w), (width, height) = prob.shape, size
+    left, top, right, bottom = roi
+    x0, x1 = min(w - 1, left * w // width), min(w - 1, right * w // width)
+    y0, y1 = min(h - 1, top * h // height), min(h - 1, bottom * h // height)
+    fg = prob >= 0.5
+    edges = [edge for inside, edge in ((left > 0, fg[y0:y1 + 1, x0]), (right < width, fg[y0:y1 + 1, x1]),
+                                       (top > 0, fg[y0, x0:x1 + 1]), (bottom < height, fg[y1, x0:x1 + 1])) if inside]
+    if not edges or not fg[y0:y1 + 1, x0:x1 + 1].any():
         return False
+    return float(np.concatenate(edges).mean()) <= ROI_CUT_FRACTION
 
 
 def render(session: Session, image: bytes, bg_image: bytes | None, params: RemoveBgParams, max_pixels: int) -> RemoveBgResult:
@@ -144,11 +164,10 @@ def render(session: Session, image: bytes, bg_image: bytes | None, params: Remov
     width, height = decoded.size
     roi = params.roi.box(width, height) if params.roi else None
     source = decoded.rgb if decoded.source_alpha is None else np.dstack([decoded.rgb, _to_uint8(decoded.source_alpha * 255.0)])
-    prompt = {}
-    if roi is not None and _accepts_box(session):
-        # roi -> box prompt: the promptable segmenter looks for the subject inside it.
-        prompt["box"] = roi
-    cutout = session.remove(source, max_pixels=max_pixels, **prompt)
+    prepared = session.prepare(source, max_pixels=max_pixels)
+    # roi -> box prompt, when the roi is drawn around subjects: the promptable segmenter then looks for them inside it.
+    box = roi if roi is not None and roi_selects(prepared.probability, roi, (width, height)) else None
+    cutout = session.finish(prepared, box=box)
     timings = dict(cutout.timings)
     t = time.perf_counter()
     alpha = cutout.alpha if roi is None else restrict_to_box(cutout.alpha, roi)

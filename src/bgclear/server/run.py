@@ -20,6 +20,7 @@ from ..models.store import model_path
 from .auth import KeyStore
 from .config import (DEFAULT_HOST, DEFAULT_MAX_BYTES, DEFAULT_PORT, DEFAULT_QUEUE_SIZE, DEFAULT_UPLOAD_TIMEOUT,
                      ServerSettings)
+from .edits import DEFAULT_EDIT_BYTES, DEFAULT_EDIT_ENTRIES, DEFAULT_EDIT_TTL
 from .ratelimit import RateLimit
 from .url_fetch import DEFAULT_TIMEOUT as DEFAULT_URL_FETCH_TIMEOUT
 from .url_fetch import AllowList
@@ -79,9 +80,13 @@ def run_server(
     burst: int | None = None,
     allow_url_fetch: str | None = None,
     url_fetch_timeout: float = DEFAULT_URL_FETCH_TIMEOUT,
+    edit_ttl: float = DEFAULT_EDIT_TTL,
+    edit_memory: int = DEFAULT_EDIT_BYTES // 2**20,
+    edit_entries: int = DEFAULT_EDIT_ENTRIES,
 ) -> None:
     """Serve until interrupted. ``max_concurrency=0`` picks one cutout per two cores.
     ``api_keys``: a key file (see :mod:`.auth`); ``rate_limit``: e.g. ``"60/min"``, with ``burst``.
+    ``edit_ttl`` / ``edit_memory`` (MiB) / ``edit_entries``: the images held for touch-up (:mod:`.edits`).
 
     Raises :class:`~bgclear.errors.ModelError` when the model is not installed, :class:`ValueError`
     (:class:`~.auth.KeyFileError`) when the key file or the rate limit cannot be used.
@@ -100,6 +105,7 @@ def run_server(
         api_keys=KeyStore.load(api_keys) if api_keys is not None else None,
         rate_limit=RateLimit.parse(rate_limit, burst) if rate_limit else None,
         url_fetch=AllowList.parse(allow_url_fetch), url_fetch_timeout=url_fetch_timeout,
+        edit_ttl=edit_ttl, edit_max_bytes=edit_memory * 2**20, edit_max_entries=edit_entries,
     )
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # The CLI may have configured logging quieter; a server's own level wins.
@@ -139,7 +145,7 @@ def run_server(
 @click.option("--segmenter", default=None, help="Segmentation model (default: isnet). See 'bgclear models list'.")
 @click.option("--refiner", default=None, help="Alpha refiner: guided (default), closed-form, none.")
 @click.option("--engine", type=click.Choice(ENGINE_CHOICES), default="auto", show_default=True,
-              help="Inference runtime; auto: OpenVINO on the CPU when installed, else onnxruntime.")
+              help="Inference runtime; auto: OpenVINO where the CPU computes bf16 natively, else onnxruntime.")
 @click.option("--precision", type=click.Choice(PRECISION_CHOICES), default="auto", show_default=True,
               help="auto: bf16 where the CPU computes it natively, else f32.")
 @click.option("--max-concurrency", default=0, type=click.IntRange(0, 64), help="Cutouts at once (0: one per two cores).")
@@ -160,12 +166,12 @@ def run_server(
               "'*': any public host). Off by default. Loopback and private addresses only when listed as addresses.")
 @click.option("--url-fetch-timeout", default=DEFAULT_URL_FETCH_TIMEOUT, show_default=True, type=click.FloatRange(min=0.1),
               help="Seconds one URL fetch may take, redirects included.")
-@click.option("--api-keys", type=click.Path(dir_okay=False), default=None,
-              help="File of API keys, one per line (or sha256:HEX); the APIs then need X-Api-Key or Authorization: Bearer.")
-@click.option("--rate-limit", default=None, metavar="N/UNIT",
-              help="Requests per API key (per client address without keys), e.g. 60/min; 429 beyond it. Default: none.")
-@click.option("--burst", default=None, type=click.IntRange(1), help="Requests a client may make at once (default: 10, "
-              "or fewer when the rate is lower).")
+@click.option("--edit-ttl", default=DEFAULT_EDIT_TTL, show_default=True, type=click.FloatRange(min=0),
+              help="Seconds an image held for touch-up clicks (edit=true) lives after its last use; 0: hold none.")
+@click.option("--edit-memory", default=DEFAULT_EDIT_BYTES // 2**20, show_default=True, type=click.IntRange(0),
+              help="MiB of memory for images held for touch-up; the least recently used go first beyond it.")
+@click.option("--edit-entries", default=DEFAULT_EDIT_ENTRIES, show_default=True, type=click.IntRange(0),
+              help="Images held for touch-up at most.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"], case_sensitive=False))
 def serve_command(**options) -> None:  # type: ignore[no-untyped-def]

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Iterable, Mapping
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, WithJsonSchema, field_validator
 
 from ..compose import parse_color, parse_margin
 from ..errors import InputError
+from ..points import parse_box, parse_points
+from ..touchup import check_prompts
 
 #: remove.bg's name for our ``shadow`` option.
 OPTION_ALIASES = {"add_shadow": "shadow"}
+#: Options that may be given several times; every value counts, from the query and the form together.
+REPEATABLE = ("keep", "drop", "box")
+#: Fields that are not options: the image itself.
+FILE_FIELD_NAMES = ("image_file", "file")
+
+# On the wire a point is the text "x,y" (the field repeated for more) or a JSON list; parsed, a pair of floats.
+PointList = Annotated[list[tuple[float, float]], WithJsonSchema({"type": "array", "items": {"type": "string"}})]
+BoxValue = Annotated[tuple[float, float, float, float] | None, WithJsonSchema({"type": "string"})]
+_WHERE = "in source pixels after EXIF orientation (x right, y down)"
 
 
 class RemoveOptions(BaseModel):
@@ -38,6 +50,26 @@ class RemoveOptions(BaseModel):
         "full", description="full and auto: the source's full resolution. preview: the output scaled to at most 1000 px on its long edge."
     )
     quality: int = Field(92, ge=1, le=100, description="JPG/WebP quality.")
+    keep: PointList = Field(
+        default_factory=list,
+        description=f"Touch-up: points on what must stay, {_WHERE}, each x,y. Repeat the field for more "
+        "(keep=812,400&keep=300,620) or send a JSON list ([[812,400],[300,620]]). At most 64 keep + drop points.",
+        examples=[["812,400", "300,620"]],
+    )
+    drop: PointList = Field(
+        default_factory=list,
+        description=f"Touch-up: points on what must go, {_WHERE}; written like keep.", examples=[["90,1200"]],
+    )
+    box: BoxValue = Field(
+        None, description=f"Touch-up: a box around the subject, left,top,right,bottom {_WHERE} (or a JSON list of "
+        "four numbers); everything outside it is cleared.", examples=["10,10,900,1300"],
+    )
+    edit: bool = Field(
+        False, description="Keep the decoded image and its segmentation in the server's memory for further clicks, and "
+        "return a handle in the X-Edit-Id header (edit_id in JSON): POST /v1/remove/{edit_id} then takes points and "
+        "options without the image. Handles expire (X-Edit-Expires-In seconds after their last use) and are held "
+        "by one server only: on 404 edit_expired send the image again with all the points.",
+    )
 
     @field_validator("bg_color")
     @classmethod
@@ -57,6 +89,26 @@ class RemoveOptions(BaseModel):
             raise ValueError(exc.message) from None
         return value
 
+    @field_validator("keep", "drop", "box", mode="before")
+    @classmethod
+    def _prompt_text(cls, value: object, info: ValidationInfo) -> object:
+        values = [value] if isinstance(value, str) else value
+        if not (isinstance(values, list) and all(isinstance(v, str) for v in values)):
+            return value
+        try:
+            return parse_box(values) if info.field_name == "box" else parse_points(values)
+        except InputError as exc:
+            raise ValueError(exc.message) from None
+
+    @property
+    def prompts(self) -> dict[str, object]:
+        """The touch-up as :meth:`bgclear.Session.finish` takes it."""
+        return {"keep": self.keep, "drop": self.drop, "box": self.box}
+
+    @property
+    def has_prompts(self) -> bool:
+        return bool(self.keep or self.drop or self.box is not None)
+
     @field_validator("format", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
@@ -72,19 +124,30 @@ class RemoveOptions(BaseModel):
         return "png" if self.format == "json" else self.format
 
 
-def parse_options(query: dict[str, str], form: dict[str, str]) -> tuple[RemoveOptions, list[str]]:
-    """Validate query and form options together; returns the options and notes on ignored names.
+Fields = Mapping[str, str] | Iterable[tuple[str, str]]
+
+
+def _pairs(fields: Fields) -> Iterable[tuple[str, str]]:
+    return fields.items() if isinstance(fields, Mapping) else fields
+
+
+def parse_options(query: Fields, form: Fields) -> tuple[RemoveOptions, list[str]]:
+    """Validate query and form options together (each a mapping or (name, value) pairs, so that
+    repeated names count); returns the options and notes on ignored names. The form wins over
+    the query, except for :data:`REPEATABLE` fields, whose values are all taken.
 
     Raises :class:`InputError` (``invalid_option``) with one readable sentence per problem.
     """
-    merged: dict[str, str] = {}
+    merged: dict[str, object] = {}
     notes: list[str] = []
     known = set(RemoveOptions.model_fields)
-    for name, value in [*query.items(), *form.items()]:
+    for name, value in [*_pairs(query), *_pairs(form)]:
         name = OPTION_ALIASES.get(name, name)
-        if name in known:
+        if name in REPEATABLE:
+            merged.setdefault(name, []).append(value)  # type: ignore[union-attr]
+        elif name in known:
             merged[name] = value
-        elif name not in ("image_file", "file"):
+        elif name not in FILE_FIELD_NAMES:
             notes.append(f"ignored the unknown option {name!r}")
     try:
         opts = RemoveOptions.model_validate(merged)
@@ -96,6 +159,8 @@ def parse_options(query: dict[str, str], form: dict[str, str]) -> tuple[RemoveOp
             shown = err["type"] != "value_error" and "input" in err and where
             problems.append(f"{where}: {msg}" + (f" (got {err['input']!r})" if shown else ""))
         raise InputError("invalid_option", "; ".join(problems)) from None
+    if opts.has_prompts:
+        check_prompts(opts.keep, opts.drop, opts.box)  # counts over keep and drop together
     if opts.channels == "alpha":
         unused = [name for name, on in (("bg_color", opts.bg_color), ("shadow", opts.shadow)) if on]
         if unused:
@@ -117,6 +182,8 @@ class RemoveResult(BaseModel):
     timings: dict[str, float] = Field(description="Seconds per engine stage, plus upload (receiving the body), "
                                      "queue (waiting for a worker) and total.")
     warnings: list[str] = Field(description="Things to know, e.g. that a small image gives soft edges.")
+    edit_id: str | None = Field(None, description="With edit=true (and on POST /v1/remove/{edit_id}): the handle of "
+                                "this image in the server's memory, for further clicks; null when none is held.")
 
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "image": "iVBORw0KGgoAAAANSUhEUgAA...", "format": "png", "width": 1600, "height": 1200,
@@ -130,7 +197,7 @@ class RemoveResult(BaseModel):
 class ErrorDetail(BaseModel):
     code: str = Field(description="Stable, machine-readable: empty, too_large, too_many_pixels, unsupported_format, "
                       "unreadable, invalid_option, missing_file, bad_request, missing_api_key, invalid_api_key, upload_timeout, "
-                      "rate_limited, busy, loading, model_unavailable, internal.")
+                      "rate_limited, busy, loading, model_unavailable, edit_expired, internal.")
     message: str = Field(description="What went wrong and what to do, for a person.")
 
 
@@ -161,3 +228,7 @@ class Health(BaseModel):
     auth_required: bool = Field(False, description="The APIs need a key (X-Api-Key or Authorization: Bearer); the web page asks for one.")
     rate_limit: str | None = Field(None, description="Requests allowed per API key (or client address), e.g. '60/min'; null when unlimited.")
     rate_burst: int | None = Field(None, description="Requests a client may make at once before the rate applies.")
+    edits: int = Field(0, description="Images held in memory for touch-up (edit handles).")
+    edit_bytes: int = Field(0, description="Their memory in bytes; never more than edit_max_bytes.")
+    edit_max_bytes: int = Field(0, description="Memory for held images; the least recently used go first beyond it.")
+    edit_ttl: float = Field(0, description="Seconds a held image lives after its last use; 0: no edit handles.")

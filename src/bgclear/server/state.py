@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 
 from .. import Session
 from .config import ServerSettings
+from .edits import EditStore
 from .errors import APIError
 from .limiter import Limiter
 from .ratelimit import RateLimiter
@@ -24,7 +25,8 @@ TOUCH_UP_SECONDS = 600.0
 
 
 class AppState:
-    """Settings, the model session (loaded once, in the background) and the limiter."""
+    """Settings, the model session (loaded once, in the background), the limiter and the images
+    held for touch-up (:class:`~.edits.EditStore`)."""
 
     def __init__(self, settings: ServerSettings, session: Session | None = None) -> None:
         self.settings = settings
@@ -32,6 +34,7 @@ class AppState:
         self.load_error: str | None = None
         self.limiter = Limiter(settings.max_concurrency, settings.queue_size)
         self.rate_limiter = RateLimiter(settings.rate_limit) if settings.rate_limit else None
+        self.edits = EditStore(settings.edit_ttl, settings.edit_max_bytes, settings.edit_max_entries)
         self.started = time.time()
         self._loader: threading.Thread | None = None
 

@@ -10,6 +10,7 @@ against the bytes counted while streaming (a client may send no length, or lie).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from urllib.parse import parse_qsl
 
 try:
     from python_multipart.multipart import MultipartParser, parse_options_header
@@ -30,11 +31,13 @@ _MAX_FIELD_BYTES = 4096
 
 @dataclass
 class Upload:
-    """One request's image bytes and its text form fields."""
+    """One request's image bytes and its text form fields (``fields``: the last value of each
+    name; ``items``: every (name, value) in order, for repeatable fields such as ``keep``)."""
 
     data: bytes
     fields: dict[str, str] = field(default_factory=dict)
     multipart: bool = False
+    items: list[tuple[str, str]] = field(default_factory=list)
 
 
 class _TooLarge(Exception):
@@ -62,6 +65,7 @@ class _FormCollector:
         self.max_bytes = max_bytes
         self.file: bytearray | None = None
         self.fields: dict[str, str] = {}
+        self.items: list[tuple[str, str]] = []
         self._headers: dict[bytes, bytes] = {}
         self._hname = bytearray()
         self._hvalue = bytearray()
@@ -110,6 +114,7 @@ class _FormCollector:
             self.file = self._buf
         elif self._name:
             self.fields[self._name] = self._buf.decode("utf-8", "replace")
+            self.items.append((self._name, self.fields[self._name]))
         self._buf = bytearray()
 
 
@@ -213,7 +218,25 @@ async def read_upload(request: Request, max_bytes: int, max_body: int) -> Upload
         if "image_url" in collector.fields:
             raise APIError("missing_file", "image_url is not supported: this server fetches nothing; upload the file as 'image_file'")
         raise APIError("missing_file", "the form has no image: send it in the field 'image_file' (or 'file')")
-    return Upload(bytes(collector.file), collector.fields, multipart=True)
+    return Upload(bytes(collector.file), collector.fields, multipart=True, items=collector.items)
+
+
+async def read_fields(request: Request, max_body: int) -> list[tuple[str, str]]:
+    """The (name, value) form fields of a request that carries no image: a multipart or
+    urlencoded body, or none. Raises :class:`APIError` (``bad_request``, ``too_large``)."""
+    collector = _FormCollector(max_body) if is_multipart(request) else None
+    raw = await stream_body(request, max_body, max_body, collector)
+    if collector is not None:
+        if collector.file is not None:
+            raise APIError("bad_request", "this request takes no image: it edits one the server already holds")
+        return collector.items
+    content_type, _ = parse_options_header(request.headers.get("content-type", ""))
+    if content_type == b"application/x-www-form-urlencoded":
+        return parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True)
+    if raw.strip():
+        raise APIError("bad_request", "send the options as form fields or in the query string, not as a raw body; "
+                       "this request takes no image")
+    return []
 
 
 async def discard_body(request: Request) -> dict[str, str]:

@@ -32,5 +32,7 @@ async def healthz(state: StateDep) -> JSONResponse:
         max_concurrency=s.max_concurrency, queue_size=s.queue_size,
         running=state.limiter.running, waiting=state.limiter.waiting, auth_required=s.api_keys is not None,
         rate_limit=s.rate_limit.text if s.rate_limit else None, rate_burst=s.rate_limit.burst if s.rate_limit else None,
+        edits=len(state.edits), edit_bytes=state.edits.nbytes, edit_max_bytes=state.edits.max_bytes,
+        edit_ttl=state.edits.ttl if state.edits.enabled else 0,
     )
     return JSONResponse(body.model_dump(), status_code=200 if state.ready else 503, headers={"Cache-Control": "no-store"})

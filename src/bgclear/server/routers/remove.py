@@ -19,7 +19,9 @@ from PIL import Image
 from ... import Cutout, InputError, Session
 from ...decode import SNIFF_BYTES, accepted_formats_text, sniff_format
 from ...encode import MIME_TYPES, encode
+from ...pipeline import Prepared
 from ..config import ACCEPTED_INPUT_FORMATS, ServerSettings
+from ..edits import EditStore
 from ..errors import APIError
 from ..limiter import ClientGone, Limiter
 from ..openapi import REMOVE_OPENAPI, REMOVE_RESPONSES
@@ -43,6 +45,7 @@ class Rendered:
     cutout: Cutout
     foreground_bbox: tuple[int, int, int, int] | None
     started: float  # when a worker picked the request up (perf_counter)
+    edit_id: str | None = None  # the handle under which the prepared image is held, if it is
 
 
 def _output_pixels(cutout: Cutout, mask: bool) -> np.ndarray:
@@ -55,29 +58,41 @@ def _output_pixels(cutout: Cutout, mask: bool) -> np.ndarray:
     return alpha
 
 
-def _render(session: Session, data: bytes, opts: RemoveOptions, settings: ServerSettings) -> Rendered:
-    """Runs on a worker thread: the engine does all the work, this only picks its options."""
+def _render(session: Session, source: bytes | Prepared, opts: RemoveOptions, settings: ServerSettings,
+            edits: EditStore, edit_id: str | None = None) -> Rendered:
+    """Runs on a worker thread: the engine does all the work, this only picks its options.
+
+    ``source``: the uploaded bytes, or an image held under ``edit_id``. With ``opts.edit`` an
+    uploaded image is held in ``edits`` once its cutout succeeded.
+    """
     started = time.perf_counter()
     fmt = opts.image_format
     mask = opts.channels == "alpha"
     # JPEG has no alpha: flatten through the engine's compose (which keeps the shadow)
     # rather than letting the encoder flatten onto white afterwards.
     background = opts.bg_color or ("white" if fmt == "jpg" and not mask else None)
-    cutout = session.remove(
-        data, background=background, shadow=True if opts.shadow else None,
-        crop=opts.crop, crop_margin=opts.crop_margin, max_pixels=settings.max_pixels,
-    )
+    if isinstance(source, Prepared):
+        prepared = source
+    else:  # a touch-up keeps the work on the image in the session's cache: the next click resends it
+        prepared = session.prepare(source, max_pixels=settings.max_pixels, reuse=opts.has_prompts or opts.edit)
+    cutout = session.finish(prepared, background=background, shadow=True if opts.shadow else None,
+                            crop=opts.crop, crop_margin=opts.crop_margin, **opts.prompts)  # type: ignore[arg-type]
+    if prepared is source:  # decoding and segmenting were an earlier request's work, not this one's
+        for stage in prepared.timings:
+            cutout.timings.pop(stage, None)
+    if edit_id is None and opts.edit:
+        edit_id = edits.put(prepared)
     if opts.size != "preview":
         encoded = cutout.encode(fmt, quality=opts.quality, mask=mask)
         height, width = _output_pixels(cutout, mask).shape[:2]
-        return Rendered(encoded, width, height, cutout, cutout.foreground_bbox, started)
-    started = time.perf_counter()
+        return Rendered(encoded, width, height, cutout, cutout.foreground_bbox, started, edit_id)
+    t = time.perf_counter()
     image = Image.fromarray(_output_pixels(cutout, mask))
     # Pillow resizes RGBA premultiplied, so edges do not pick up the hidden colours.
     image.thumbnail((PREVIEW_EDGE, PREVIEW_EDGE), Image.Resampling.LANCZOS)
     encoded = encode(np.asarray(image), fmt, quality=opts.quality)
-    cutout.timings["encode"] = time.perf_counter() - started
-    return Rendered(encoded, image.width, image.height, cutout, cutout.foreground_bbox, started)
+    cutout.timings["encode"] = time.perf_counter() - t
+    return Rendered(encoded, image.width, image.height, cutout, cutout.foreground_bbox, started, edit_id)
 
 
 def _wants_json(request: Request, opts: RemoveOptions) -> bool:
@@ -147,24 +162,33 @@ async def within_upload_timeout(reading: Awaitable[T], settings: ServerSettings)
 async def _handle(request: Request, state: AppState, received: float) -> Response:
     settings = state.settings
     upload = await within_upload_timeout(read_upload(request, settings.max_bytes, settings.max_body_bytes), settings)
-    opts, notes = parse_options(dict(request.query_params), upload.fields)
+    opts, notes = parse_options(request.query_params.multi_items(), upload.items)
     session = get_session(state)
     in_format = _check_input(upload.data)
     uploaded = time.perf_counter()
     try:
-        rendered = await state.limiter.run(lambda: _render(session, upload.data, opts, settings), request.is_disconnected)
+        rendered = await state.limiter.run(lambda: _render(session, upload.data, opts, settings, state.edits),
+                                           request.is_disconnected)
     except ClientGone:
         log.info("skipped: the client left before its turn (%d bytes %s)", len(upload.data), in_format)
         return Response(status_code=499)  # nobody reads it; the code is nginx's "client closed request"
+    return respond(request, opts, rendered, notes, received, uploaded, f"{len(upload.data)} bytes {in_format}",
+                   state.edits)
+
+
+def respond(request: Request, opts: RemoveOptions, rendered: Rendered, notes: list[str], received: float,
+            uploaded: float, what: str, edits: EditStore) -> Response:
+    """The cutout as the image file (or JSON), with the headers that describe it; logs one line
+    naming ``what`` came in (sizes and formats, never a name or pixels)."""
     cutout = rendered.cutout
     timings = {"upload": uploaded - received, "queue": rendered.started - uploaded, **cutout.timings}
     timings = {k: round(v, 4) for k, v in timings.items()}
     timings["total"] = round(time.perf_counter() - received, 4)
     warnings = notes + list(cutout.warnings)
     src_w, src_h = cutout.size
-    log.info("cutout: %d bytes %s %dx%d -> %s %dx%d %d bytes in %.2fs",
-             len(upload.data), in_format, src_w, src_h, opts.image_format, rendered.width, rendered.height,
-             len(rendered.data), timings["total"])
+    log.info("cutout: %s %dx%d -> %s %dx%d %d bytes in %.2fs%s", what, src_w, src_h, opts.image_format,
+             rendered.width, rendered.height, len(rendered.data), timings["total"],
+             " (touched up)" if opts.has_prompts else "")
     bbox = rendered.foreground_bbox
     headers = {
         "X-Width": str(rendered.width), "X-Height": str(rendered.height),
@@ -173,6 +197,8 @@ async def _handle(request: Request, state: AppState, received: float) -> Respons
         "Server-Timing": ", ".join(f"{k};dur={v * 1000:.1f}" for k, v in timings.items()),
         "Cache-Control": "no-store",
     }
+    if rendered.edit_id is not None:
+        headers.update({"X-Edit-Id": rendered.edit_id, "X-Edit-Expires-In": f"{edits.ttl:g}"})
     if bbox is not None:
         left, top, right, bottom = bbox
         headers.update({"X-Foreground-Left": str(left), "X-Foreground-Top": str(top),
@@ -183,7 +209,7 @@ async def _handle(request: Request, state: AppState, received: float) -> Respons
             width=rendered.width, height=rendered.height, source_width=src_w, source_height=src_h,
             foreground_bbox=list(bbox) if bbox else None,
             crop_box=list(cutout.crop_box) if cutout.crop_box else None,
-            timings=timings, warnings=warnings,
+            timings=timings, warnings=warnings, edit_id=rendered.edit_id,
         )
         return JSONResponse(body.model_dump(), headers=headers)
     return Response(rendered.data, media_type=MIME_TYPES[opts.image_format], headers=headers)
