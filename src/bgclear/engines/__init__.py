@@ -67,6 +67,9 @@ def choose(options: EngineOptions) -> tuple[str, str, str]:
         raise ModelError(f"--engine {engine} is not installed; {_module(engine).INSTALL_HINT}")
     if precision == "auto":
         precision = "bf16" if engine in BF16_ENGINES and native_bf16() else "f32"
+    elif precision == "bf16" and engine not in BF16_ENGINES:
+        raise ModelError(f"{engine} runs these models in f32 only, not bf16; "
+                         "use --engine openvino for bf16, or --precision f32")
     return engine, precision, device
 
 
