@@ -337,7 +337,7 @@ def test_page_is_served_with_the_privacy_note(client: httpx.Client) -> None:
     assert "never stored" in r.text
     external = re.compile(r"""(src|href|from|import|url)\s*[=(]?\s*["']?(https?:)?//""")
     assert not external.search(r.text), "the page must load nothing from other sites"
-    for asset in ("/static/app.js", "/static/zip.js", "/static/app.css"):
+    for asset in ("/static/app.js", "/static/zip.js", "/static/touchup.js", "/static/app.css"):
         a = client.get(asset)
         assert a.status_code == 200
         assert not external.search(a.text), asset

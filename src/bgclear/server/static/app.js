@@ -1,6 +1,7 @@
 // The bgclear web page: uploads each file to POST /v1/remove (one at a time,
 // as the server works through a queue anyway), shows the cutout and offers
-// downloads. Plain JS, no build step, nothing loaded from other sites.
+// downloads; touchup.js adds keep / remove clicks. Plain JS, no build step, nothing loaded from other sites.
+import { setUpTouchUp } from "./touchup.js";
 import { makeZip } from "./zip.js";
 
 const PRESETS = [
@@ -98,11 +99,13 @@ function setUpKeyForm() {
 
 // ---- talking to the API ----------------------------------------------------
 
-function post(item, params, onUploadProgress) {
+/** POST the item's file (or, with ``upload: false``, only ``fields``) to ``path``; ``fields`` are
+ * [name, value] pairs sent as form fields (repeatable, e.g. several "keep" points). */
+function post(item, params, onUploadProgress, { path = "/v1/remove", fields = [], upload = true } = {}) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
     item.xhr = xhr;
-    xhr.open("POST", "/v1/remove?" + new URLSearchParams(params));
+    xhr.open("POST", `${path}?${new URLSearchParams(params)}`);
     if (apiKey()) xhr.setRequestHeader("X-Api-Key", apiKey());
     xhr.responseType = "blob";
     xhr.upload.onprogress = (e) => e.lengthComputable && onUploadProgress(e.loaded / e.total);
@@ -123,17 +126,18 @@ function post(item, params, onUploadProgress) {
     xhr.onerror = () => reject(new ApiError(0, "network", "the server could not be reached; check that it is running and try again"));
     xhr.onabort = () => reject(new ApiError(0, "aborted", "cancelled"));
     const form = new FormData();
-    form.append("image_file", item.file);
+    if (upload) form.append("image_file", item.file);
+    for (const [name, value] of fields) form.append(name, value);
     xhr.send(form);
   });
 }
 
 /** POST with retries while the server says it is busy or loading (503), or over its rate limit
  * (429), after Retry-After; on 403 it asks for a key (again) and retries with it. */
-async function postWithRetry(item, params, onUploadProgress) {
+async function postWithRetry(item, params, onUploadProgress, request = {}) {
   for (let attempt = 0; ; attempt++) {
     try {
-      return await post(item, params, onUploadProgress);
+      return await post(item, params, onUploadProgress, request);
     } catch (err) {
       if (err.status === 403 && !item.removed) {
         sessionStorage.removeItem(KEY_STORE);
@@ -182,16 +186,33 @@ function showWarnings(item, header) {
   list.hidden = warnings.length === 0;
 }
 
+/** The full-resolution PNG of what the preview shows (shadow, touch-up points), or null when not fetched yet. */
 function currentPng(item) {
-  return item.shadowOn && item.shadowPng ? item.shadowPng : item.png;
+  return item.shadowOn ? item.shadowPng : item.png;
+}
+
+/** currentPng, fetched first when missing (after a click the preview is a smaller image). */
+async function fullPng(item) {
+  if (!currentPng(item)) {
+    const res = await item.touch.request({ format: "png", ...(item.shadowOn ? { shadow: "true" } : {}) });
+    item[item.shadowOn ? "shadowPng" : "png"] = toBlobUrl(res.blob);
+  }
+  return currentPng(item);
 }
 
 function refreshPreview(item) {
   const png = currentPng(item);
-  $(".cutout", item.el).src = png.url;
+  $(".cutout", item.el).src = (item.view || png).url;
   const link = $(".download-png", item.el);
-  link.href = png.url;
-  link.download = `${stem(item.file.name)}-cutout${png === item.shadowPng ? "-shadow" : ""}.png`;
+  link.href = png ? png.url : "#";
+  link.download = `${stem(item.file.name)}-cutout${item.shadowOn ? "-shadow" : ""}.png`;
+}
+
+/** Say that ``what`` failed, under the picture, without failing the item. */
+function showProblem(item, what, err) {
+  const box = $(".error", item.el);
+  box.textContent = `${what}: ${err.message}`;
+  box.hidden = false;
 }
 
 function setBackground(item, color, photo = null) {
@@ -274,11 +295,12 @@ function toBlobUrl(blob) {
 async function process(item) {
   setState(item, "Uploading…", 0);
   try {
-    const res = await postWithRetry(item, { format: "png" }, (f) => {
+    const res = await item.touch.request({ format: "png" }, (f) => {
       setState(item, f < 1 ? `Uploading… ${Math.round(f * 100)}%` : "Removing the background…", f < 1 ? f : undefined);
     });
     if (item.removed) return;
     item.png = toBlobUrl(res.blob);
+    item.view = item.png;
     const w = res.header("X-Width");
     const h = res.header("X-Height");
     showWarnings(item, res.header("X-Warnings"));
@@ -294,22 +316,21 @@ async function process(item) {
 
 async function toggleShadow(item, on) {
   item.shadowOn = on;
-  if (on && !item.shadowPng) {
+  if (!currentPng(item)) {
     const busy = $(".busy", item.el);
+    busy.textContent = on ? "Adding shadow…" : "Updating…";
     busy.hidden = false;
     try {
-      const res = await postWithRetry(item, { format: "png", shadow: "true" }, () => {});
-      item.shadowPng = toBlobUrl(res.blob);
+      await fullPng(item);
     } catch (err) {
-      item.shadowOn = false;
-      $(".shadow", item.el).checked = false;
-      const box = $(".error", item.el);
-      box.textContent = `Could not add the shadow: ${err.message}`;
-      box.hidden = false;
+      item.shadowOn = !on;
+      $(".shadow", item.el).checked = !on;
+      showProblem(item, on ? "Could not add the shadow" : "Could not remove the shadow", err);
     } finally {
       busy.hidden = true;
     }
   }
+  item.view = currentPng(item) || item.view;
   refreshPreview(item);
 }
 
@@ -351,13 +372,14 @@ function saveBlob(blob, name) {
 
 function addItem(file) {
   const el = $("#item-template").content.firstElementChild.cloneNode(true);
-  const item = { id: nextId++, file, el, bg: null, shadowOn: false, png: null, shadowPng: null };
+  const item = { id: nextId++, file, el, bg: null, shadowOn: false, png: null, shadowPng: null, view: null };
   items.push(item);
   el.dataset.id = item.id;
   $(".name", el).textContent = file.name || "pasted image";
   $(".meta", el).textContent = mb(file.size);
   $(".original", el).src = URL.createObjectURL(file);
   buildSwatches(item);
+  item.touch = setUpTouchUp(item, { postWithRetry, toBlobUrl, refreshPreview, fullPng, showProblem });
   $(".remove", el).addEventListener("click", () => removeItem(item));
   const beforeAfter = $(".before-after", el);
   beforeAfter.addEventListener("click", () => {
@@ -365,11 +387,22 @@ function addItem(file) {
     beforeAfter.setAttribute("aria-pressed", String(showOriginal));
     beforeAfter.textContent = showOriginal ? "Show cutout" : "Show original";
     $(".original", el).hidden = !showOriginal;
-    $(".cutout", el).hidden = showOriginal;
+    $(".frame", el).hidden = showOriginal;
   });
   $(".shadow", el).addEventListener("change", (e) => toggleShadow(item, e.target.checked));
+  const link = $(".download-png", el);
+  link.addEventListener("click", async (e) => {
+    if (currentPng(item)) return; // the link holds the full-resolution PNG already
+    e.preventDefault();
+    if (await whileBusy(item, "Preparing the full-resolution PNG…", () => fullPng(item))) {
+      refreshPreview(item);
+      link.click();
+    }
+  });
   $(".download-jpg", el).addEventListener("click", async () => {
-    const jpg = await flattenToJpeg(currentPng(item).blob, item.bg || "#ffffff", item.bgPhoto?.file);
+    const png = await whileBusy(item, "Preparing the full-resolution JPG…", () => fullPng(item));
+    if (!png) return;
+    const jpg = await flattenToJpeg(png.blob, item.bg || "#ffffff", item.bgPhoto?.file);
     saveBlob(jpg, `${stem(file.name)}-cutout.jpg`);
   });
   $("#results").append(el);
@@ -384,14 +417,30 @@ function addItem(file) {
   pump();
 }
 
+/** Run ``work`` with the busy note on the picture; its result, or null (the problem shown) when it failed. */
+async function whileBusy(item, note, work) {
+  const busy = $(".busy", item.el);
+  busy.textContent = note;
+  busy.hidden = false;
+  try {
+    return await work();
+  } catch (err) {
+    showProblem(item, "Could not prepare the download", err);
+    return null;
+  } finally {
+    busy.hidden = true;
+  }
+}
+
 function removeItem(item) {
   item.removed = true;
   if (item.xhr && item.xhr.readyState !== XMLHttpRequest.DONE) item.xhr.abort();
-  for (const png of [item.png, item.shadowPng, item.bgPhoto]) if (png) URL.revokeObjectURL(png.url);
+  item.touch.forget();
+  for (const png of [item.png, item.shadowPng, item.view, item.bgPhoto]) if (png) URL.revokeObjectURL(png.url);
   URL.revokeObjectURL($(".original", item.el).src);
   item.el.remove();
   items.splice(items.indexOf(item), 1);
-  $("#batch").hidden = !items.some((i) => i.png);
+  $("#batch").hidden = !items.some((i) => i.view);
   $("#drop").classList.toggle("compact", items.length > 0);
 }
 
@@ -407,11 +456,11 @@ async function pump() {
 async function downloadAll() {
   const used = new Set();
   const files = [];
-  for (const item of items.filter((i) => i.png)) {
+  for (const item of items.filter((i) => i.view)) {
     let name = `${stem(item.file.name)}-cutout.png`;
     for (let n = 2; used.has(name); n++) name = `${stem(item.file.name)}-cutout-${n}.png`;
     used.add(name);
-    files.push({ name, data: new Uint8Array(await currentPng(item).blob.arrayBuffer()) });
+    files.push({ name, data: new Uint8Array(await (await fullPng(item)).blob.arrayBuffer()) });
   }
   if (files.length) saveBlob(makeZip(files), "bgclear-cutouts.zip");
 }
