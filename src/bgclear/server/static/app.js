@@ -379,7 +379,7 @@ function addItem(file) {
   $(".meta", el).textContent = mb(file.size);
   $(".original", el).src = URL.createObjectURL(file);
   buildSwatches(item);
-  item.touch = setUpTouchUp(item, { postWithRetry, toBlobUrl, refreshPreview, fullPng, showProblem });
+  item.touch = setUpTouchUp(item, { postWithRetry, toBlobUrl, refreshPreview, fullPng, showProblem, apiKey });
   $(".remove", el).addEventListener("click", () => removeItem(item));
   const beforeAfter = $(".before-after", el);
   beforeAfter.addEventListener("click", () => {

@@ -23,7 +23,7 @@ function toSource(event, img, width, height) {
 
 /**
  * Wire the touch-up controls of one item. ``api`` holds the page's helpers (postWithRetry,
- * toBlobUrl, refreshPreview, fullPng, showProblem). Returns the item's touch-up state, whose
+ * toBlobUrl, refreshPreview, fullPng, showProblem, apiKey). Returns the item's touch-up state, whose
  * ``request(params, progress)`` every cutout request of the item goes through.
  */
 export function setUpTouchUp(item, api) {
@@ -68,7 +68,8 @@ export function setUpTouchUp(item, api) {
 
     /** Tell the server it may drop the photo now (the item left the page). */
     forget() {
-      if (this.editId) fetch(`/v1/remove/${encodeURIComponent(this.editId)}`, { method: "DELETE" }).catch(() => {});
+      const headers = api.apiKey() ? { "X-Api-Key": api.apiKey() } : {};
+      if (this.editId) fetch(`/v1/remove/${encodeURIComponent(this.editId)}`, { method: "DELETE", headers }).catch(() => {});
       this.editId = null;
     },
   };
