@@ -34,7 +34,7 @@ def main() -> None:
 
     from bgclear.engines import EngineOptions
     from bgclear.engines.cpu import cpu_name
-    from bgclear.segment import OnnxSegmenter
+    from bgclear.stages.segment import OnnxSegmenter
     from bgclear.models.registry import get_model
 
     rgb = np.asarray(Image.open(args.source).convert("RGB"))

@@ -46,7 +46,7 @@ def vitmatte_config(size: str):
 
 def scene(megapixels: float, seed: int = 0):
     """3:2 photo (uint8 noise), trimap and coarse probability of a wobbly disc, band as the pipeline makes it."""
-    from bgclear.trimap import make_trimap
+    from bgclear.stages.trimap import make_trimap
 
     w = int(round((megapixels * 1e6 * 1.5) ** 0.5))
     h = int(round(w / 1.5))
@@ -65,7 +65,7 @@ def child(args) -> None:
     from transformers import VitMatteForImageMatting
 
     from bgclear.families.vitmatte import VitMatteRefiner
-    from bgclear.trimap import UNKNOWN
+    from bgclear.stages.trimap import UNKNOWN
 
     torch.manual_seed(0)
     model = VitMatteForImageMatting(vitmatte_config(args.config)).eval()

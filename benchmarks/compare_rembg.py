@@ -417,7 +417,7 @@ def quality(args, workdir: Path, rembg_env: dict | None, notes: list[str]) -> di
 
     from bgclear.evaluation.metrics import all_metrics
     from bgclear.evaluation.run import evaluate, find_samples
-    from bgclear.trimap import UNKNOWN
+    from bgclear.stages.trimap import UNKNOWN
 
     samples = find_samples(args.eval_dir, args.limit)
     if not samples:

@@ -1,11 +1,11 @@
-"""Coverage-guided fuzzing of bgclear.decode.decode with atheris (not run in CI).
+"""Coverage-guided fuzzing of bgclear.io.decode.decode with atheris (not run in CI).
 
     .venv/bin/pip install atheris
     .venv/bin/python benchmarks/fuzz_decode.py -max_total_time=300 -rss_limit_mb=4096 -timeout=20 \
         /tmp/bgclear-fuzz-corpus
 
 Seeds the corpus folder with valid files of every accepted format (tests/hostile_corpus.py
-seeds), instruments bgclear.decode and Pillow's Python plugins, and calls decode() on every
+seeds), instruments bgclear.io.decode and Pillow's Python plugins, and calls decode() on every
 input with a 4 MP cap (so a legitimate large header is refused quickly, not decoded).
 Anything but a DecodedImage or an InputError is a crash: libFuzzer writes the input to
 crash-<sha1> in the working folder; add it to tests/hostile_corpus.py's _REGRESSIONS.
@@ -22,7 +22,7 @@ import atheris
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 with atheris.instrument_imports(include=["bgclear", "PIL"]):
-    from bgclear.decode import decode
+    from bgclear.io.decode import decode
     from bgclear.errors import InputError
 
 MAX_PIXELS = 4_000_000

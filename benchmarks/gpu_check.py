@@ -160,7 +160,7 @@ def correctness(ckpt: Path, folder: Path, device: str, small: bool) -> list[dict
     from bgclear.engines.torch import autocast, half_dtype, resolve_device
     from bgclear.families.inspyrenet import to_tensor
     from bgclear.families.vitmatte import VitMatteRefiner
-    from bgclear.trimap import make_trimap
+    from bgclear.stages.trimap import make_trimap
 
     dev = resolve_device(device)
     default = str(half_dtype(dev)).replace("torch.", "").replace("bfloat16", "bf16").replace("float16", "fp16")
@@ -207,7 +207,7 @@ def correctness(ckpt: Path, folder: Path, device: str, small: bool) -> list[dict
 def timings(device: str, sizes: list[float], small: bool) -> list[dict]:
     from bgclear import Session
     from bgclear.backends import make_refiner, make_segmenter
-    from bgclear.trimap import make_trimap
+    from bgclear.stages.trimap import make_trimap
 
     rows = []
     segs = {name: make_segmenter(name, device=device) for name in ("inspyrenet", "inspyrenet-hr")}

@@ -40,7 +40,7 @@ def check(case: Case, full: bool, session=None) -> tuple[str, str, str]:
     """(verdict, outcome, detail) for one case, in this process."""
     import numpy as np
 
-    from bgclear.decode import decode
+    from bgclear.io.decode import decode
     from bgclear.errors import INPUT_ERROR_CODES, InputError
 
     try:
@@ -189,7 +189,7 @@ def run_pool(cases: list[Case], workers: int = 2, timeout: float = 30.0, full: s
 
 def _server_accepts(data: bytes) -> bool:
     """Whether the server takes this format (its list is the decoder's); other images get 415."""
-    from bgclear.decode import SNIFF_BYTES, sniff_format
+    from bgclear.io.decode import SNIFF_BYTES, sniff_format
     from bgclear.server.config import ACCEPTED_INPUT_FORMATS
 
     return sniff_format(data[:SNIFF_BYTES]) in ACCEPTED_INPUT_FORMATS
@@ -210,7 +210,7 @@ def server_check(client, case: Case) -> ServerResult:
     import httpx
     from PIL import Image
 
-    from bgclear.decode import decode
+    from bgclear.io.decode import decode
     from bgclear.errors import InputError
 
     try:

@@ -1,10 +1,10 @@
-"""The layout and backdrop stage (bgclear.backdrop) on small synthetic arrays."""
+"""The layout and backdrop stage (bgclear.stages.backdrop) on small synthetic arrays."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from bgclear.backdrop import fit_cover, over, place, restrict_to_box, without_semitransparency
+from bgclear.stages.backdrop import fit_cover, over, place, restrict_to_box, without_semitransparency
 
 
 def test_restrict_to_box() -> None:

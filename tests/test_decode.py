@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageCms
 
-from bgclear.decode import decode, sniff_format
+from bgclear.io.decode import decode, sniff_format
 from bgclear.errors import InputError
 from conftest import encode_pil
 

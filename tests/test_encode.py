@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from bgclear.encode import encode, normalise_format
+from bgclear.io.encode import encode, normalise_format
 from bgclear.errors import InputError
 
 
@@ -41,7 +41,7 @@ def test_unknown_format():
 @settings(max_examples=10, deadline=None)
 @given(h=st.integers(1, 1200), threads=st.integers(1, 6))
 def test_png_bytes_do_not_depend_on_the_thread_count(h, threads):
-    from bgclear.png import encode_png
+    from bgclear.io.png import encode_png
 
     arr = np.random.default_rng(h).integers(0, 256, (h, 17, 4), dtype=np.uint8)
     one = encode_png(arr, threads=1)

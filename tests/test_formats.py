@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from bgclear.decode import FORMAT_SUFFIXES, SUPPORTED_FORMATS, decode, sniff_format
+from bgclear.io.decode import FORMAT_SUFFIXES, SUPPORTED_FORMATS, decode, sniff_format
 from bgclear.errors import InputError
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -178,7 +178,7 @@ def test_importing_and_using_bgclear_leaves_pillow_as_it_was() -> None:
                      "mime": sorted(Image.MIME.items()), "filters": repr(warnings.filters)}}
         before = settings()
         import bgclear, format_samples as fs
-        from bgclear.decode import decode
+        from bgclear.io.decode import decode
         photo = Image.new("RGB", (64, 48), (200, 100, 50))
         for fmt in ("HEIC", "AVIF", "TIFF", "PNG", "JPEG", "WEBP", "GIF", "BMP"):
             decode(fs.encode(photo, fmt))
@@ -292,7 +292,7 @@ def test_the_api_cuts_them_out(small_session, photo: Image.Image, fmt: str) -> N
 
 def test_the_page_offers_exactly_the_decoders_formats_in_its_file_picker() -> None:
     """By MIME type and by suffix: browsers that know no type for .heic files match the suffix."""
-    from bgclear.decode import FORMAT_MIME_TYPES
+    from bgclear.io.decode import FORMAT_MIME_TYPES
 
     html = (REPO / "src/bgclear/server/static/index.html").read_text()
     accept = set(html.split('id="file-input" accept="', 1)[1].split('"', 1)[0].split(","))

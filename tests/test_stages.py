@@ -5,13 +5,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bgclear.compose import Shadow, compose, parse_color, parse_margin, subject_box
+from bgclear.stages.compose import Shadow, compose, parse_color, parse_margin, subject_box
 from bgclear.errors import InputError
-from bgclear.foreground import estimate_foreground
-from bgclear.matte import ClosedFormRefiner, ColourLineRefiner, GuidedRefiner, guided_filter
-from bgclear.segment import upsample_probability
-from bgclear.tiles import band_tiles
-from bgclear.trimap import BACKGROUND, FOREGROUND, UNKNOWN, band_radius, make_trimap
+from bgclear.stages.foreground import estimate_foreground
+from bgclear.stages.matte import ClosedFormRefiner, ColourLineRefiner, GuidedRefiner, guided_filter
+from bgclear.stages.segment import upsample_probability
+from bgclear.stages.tiles import band_tiles
+from bgclear.stages.trimap import BACKGROUND, FOREGROUND, UNKNOWN, band_radius, make_trimap
 from conftest import composite, soft_disc
 
 
@@ -135,7 +135,7 @@ def test_upsample_probability_geometry(w, h, tw, th):
 def test_sample_at_matches_a_full_resize_without_building_it():
     import cv2
 
-    from bgclear.tiles import sample_at, upsample_region
+    from bgclear.stages.tiles import sample_at, upsample_region
 
     low = np.random.default_rng(0).random((40, 60, 6)).astype(np.float32)
     full = (3000, 2000)
@@ -165,7 +165,7 @@ def test_prefer_small_pages_turns_numpy_huge_page_advice_off_unless_the_user_cho
 def test_enlarging_for_the_model_keeps_a_hard_edge_hard():
     """Photos under the model's size are enlarged; the outline the network sees must stay
     sharp (a soft one gives a grey mask), and shrinking must not alias."""
-    from bgclear.segment import resize_for_model
+    from bgclear.stages.segment import resize_for_model
 
     small = np.zeros((200, 300, 3), np.uint8)
     small[:, 150:] = 255
@@ -199,7 +199,7 @@ def _rss_mb() -> float:
 def test_settle_histogram_smoothing_equals_scipy_gaussian_filter():
     from scipy.ndimage import gaussian_filter
 
-    from bgclear.settle import smooth_histogram
+    from bgclear.stages.settle import smooth_histogram
 
     rng = np.random.default_rng(5)
     for shape, sigma in [((16, 16, 16), 1.0), ((8, 12, 5), 0.7), ((32, 32, 32), 2.0)]:

@@ -8,7 +8,7 @@ import pytest
 torch = pytest.importorskip("torch", reason="PyTorch not installed (pip install 'bgclear[torch]')")
 
 from bgclear.errors import ModelError, ModelNotFoundError  # noqa: E402
-from bgclear.trimap import UNKNOWN  # noqa: E402
+from bgclear.stages.trimap import UNKNOWN  # noqa: E402
 
 
 @pytest.fixture()

@@ -22,7 +22,7 @@ from bgclear.families.vitmatte import (  # noqa: E402
     load_vitmatte,
     vitmatte_inputs,
 )
-from bgclear.trimap import UNKNOWN  # noqa: E402
+from bgclear.stages.trimap import UNKNOWN  # noqa: E402
 
 
 def tiny_vitmatte(local: bool, seed: int = 0):

@@ -11,7 +11,7 @@ from PIL import Image
 
 from bgclear.errors import InputError, ModelError
 from bgclear.memo import ByteBoundedCache, pixels_key
-from bgclear.touchup import check_prompts, fuse, grow_box, honoured, subject_box
+from bgclear.stages.touchup import check_prompts, fuse, grow_box, honoured, subject_box
 from conftest import SAMPLE
 
 

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from conftest import SAMPLE  # noqa: E402
 from server_fixtures import disc_image, served, start_server  # noqa: E402
 
-from bgclear.decode import DecodedImage  # noqa: E402
+from bgclear.io.decode import DecodedImage  # noqa: E402
 from bgclear.pipeline import Prepared  # noqa: E402
 from bgclear.server.edits import EditStore, prepared_nbytes  # noqa: E402
 

@@ -5,7 +5,7 @@
 >>> cutout.save("photo.png")
 """
 
-from .compose import Shadow
+from .stages.compose import Shadow
 from .errors import BgclearError, ChecksumError, InputError, ModelError, ModelNotFoundError
 from .pipeline import Cutout, Session, get_session, remove
 

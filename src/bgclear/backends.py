@@ -11,15 +11,15 @@ import importlib
 
 from .engines import EngineOptions
 from .errors import ModelError
-from .matte import REFINERS, Refiner
+from .stages.matte import REFINERS, Refiner
 from .models.registry import ModelSpec, all_models, get_model
-from .segment import Segmenter
+from .stages.segment import Segmenter
 
 DEFAULT_REFINER = "guided"
 
 #: model family (``ModelSpec.backend``) -> "module:class" of its segmenter, built as ``cls(spec, options)``.
 SEGMENTER_FAMILIES = {
-    "onnx": "bgclear.segment:OnnxSegmenter",
+    "onnx": "bgclear.stages.segment:OnnxSegmenter",
     "inspyrenet": "bgclear.families.inspyrenet:InSPyReNetSegmenter",
 }
 #: model family -> "module:function" building a learned refiner as ``fn(spec, options)``.

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .compose import Shadow
-from .decode import FORMAT_SUFFIXES
+from .stages.compose import Shadow
+from .io.decode import FORMAT_SUFFIXES
 from .errors import BgclearError, ModelError
 
 #: Folders are scanned by suffix (the bytes still decide the format): every format the decoder reads.

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from . import compose as compose_stage
-from .encode import encode, normalise_format
-from .files import write_atomic
+from .stages import compose as compose_stage
+from .io.encode import encode, normalise_format
+from .io.files import write_atomic
 
 
 @dataclass

@@ -19,22 +19,22 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from . import compose as compose_stage
+from .stages import compose as compose_stage
 from .backends import DEFAULT_REFINER, make_refiner, make_segmenter
 from .cutout import Cutout
-from .decode import DEFAULT_MAX_PIXELS, DecodedImage, ImageSource, decode
+from .io.decode import DEFAULT_MAX_PIXELS, DecodedImage, ImageSource, decode
 from .engines import EngineOptions
 from .errors import InputError
 from .memo import ByteBoundedCache, pixels_key
-from .files import write_atomic
-from .foreground import estimate_foreground
+from .io.files import write_atomic
+from .stages.foreground import estimate_foreground
 from .models.registry import DEFAULT_SEGMENTER
 from .promptable import Embedding, PromptableSegmenter
-from .segment import upsample_probability
-from .settle import settle_unsure
-from .tiles import working_scale
-from .touchup import Box, Point, check_prompts, point_object, touch_up
-from .trimap import band_radius, make_trimap
+from .stages.segment import upsample_probability
+from .stages.settle import settle_unsure
+from .stages.tiles import working_scale
+from .stages.touchup import Box, Point, check_prompts, point_object, touch_up
+from .stages.trimap import band_radius, make_trimap
 
 __all__ = ["Cutout", "Prepared", "Session", "get_session", "matte_from_probability", "remove", "write_atomic"]
 

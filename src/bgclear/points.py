@@ -4,7 +4,7 @@ A point is ``x,y`` and a box ``left,top,right,bottom``, in source pixels after E
 orientation (x right, y down). The HTTP API also takes JSON: ``[[x, y], ...]`` for
 points and ``[left, top, right, bottom]`` for a box. Only the text is checked here
 (numbers, finite, counts, a box with area); positions against the image are checked
-by the engine once the image is decoded (:func:`bgclear.touchup.check_prompts`).
+by the engine once the image is decoded (:func:`bgclear.stages.touchup.check_prompts`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 from .errors import InputError
 from .promptable import MAX_POINTS
-from .touchup import Box, Point
+from .stages.touchup import Box, Point
 
 #: A plain decimal number: no 'nan', 'inf', hex or digit separators, which float() would take.
 _NUMBER = re.compile(r"\s*[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?\s*\Z")

@@ -132,7 +132,7 @@ def expected_output_size(src: str | Path) -> tuple[int, int] | None:
 
 
 def _expected_modes(job: BatchJob) -> set[str]:
-    from ..compose import parse_color
+    from ..stages.compose import parse_color
 
     if job.mask:
         return {"L"}

@@ -173,7 +173,7 @@ def _root_message(exc: BaseException) -> str:
 
 
 def _write_report(report: dict[str, Any], path: Path) -> None:
-    from ..files import write_atomic
+    from ..io.files import write_atomic
 
     write_atomic(path, (json.dumps(report, indent=2) + "\n").encode())
 

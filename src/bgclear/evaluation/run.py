@@ -18,9 +18,9 @@ from PIL import Image
 
 from ..backends import make_refiner, make_segmenter
 from ..engines import EngineOptions
-from ..segment import upsample_probability
+from ..stages.segment import upsample_probability
 from ..pipeline import matte_from_probability
-from ..trimap import UNKNOWN
+from ..stages.trimap import UNKNOWN
 from .metrics import all_metrics
 
 DEFAULT_EVAL_DIR_ENV = "BGCLEAR_EVAL_DIR"

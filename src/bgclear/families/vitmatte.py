@@ -2,7 +2,7 @@
 
 The network (transformers' ``VitMatteForImageMatting``) sees overlapping
 windows of the photo, never a resized copy: each window is a tile of the band
-(:func:`bgclear.tiles.band_tiles`) grown by ``overlap`` px of context on every
+(:func:`bgclear.stages.tiles.band_tiles`) grown by ``overlap`` px of context on every
 side, padded to a multiple of 32 like the reference image processor, and the
 predictions are blended back with weights that ramp down across the overlaps
 (normalised so they sum to one at every pixel), trusting each window least near
@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelError
-from ..matte import known_alpha
-from ..tiles import band_tiles
-from ..trimap import UNKNOWN
+from ..stages.matte import known_alpha
+from ..stages.tiles import band_tiles
+from ..stages.trimap import UNKNOWN
 from ..engines.torch import default_half, describe, device_and_threads, import_torch, resolve_device, run_guarded, set_threads
 
 log = logging.getLogger("bgclear")
@@ -123,7 +123,7 @@ def blend_weights(shape: tuple[int, int], tile: int, pad: int, cell: tuple[int, 
 
 
 class VitMatteRefiner:
-    """Refiner protocol (:class:`bgclear.matte.Refiner`) over a ViTMatte checkpoint folder.
+    """Refiner protocol (:class:`bgclear.stages.matte.Refiner`) over a ViTMatte checkpoint folder.
 
     ``window``: side of the square the network sees (context included), ``overlap``:
     context margin on each side (``window >= 4 * overlap``). ``half``: bf16 (fp16 where the GPU lacks bf16) autocast,

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 
 from ..backends import DEFAULT_REFINER
-from ..decode import DEFAULT_MAX_PIXELS, SUPPORTED_FORMATS
+from ..io.decode import DEFAULT_MAX_PIXELS, SUPPORTED_FORMATS
 from ..models.registry import DEFAULT_SEGMENTER
 from .auth import KeyStore
 from .edits import DEFAULT_EDIT_BYTES, DEFAULT_EDIT_ENTRIES, DEFAULT_EDIT_TTL

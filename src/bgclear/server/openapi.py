@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..decode import FORMAT_MIME_TYPES, accepted_formats_text
+from ..io.decode import FORMAT_MIME_TYPES, accepted_formats_text
 from .config import ACCEPTED_INPUT_FORMATS
 from .schemas import ErrorResponse, RemoveOptions, RemoveResult
 

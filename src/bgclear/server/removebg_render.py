@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import Session
-from ..backdrop import fit_cover, over, place, restrict_to_box, without_semitransparency
-from ..compose import Shadow, _to_uint8, shadow_layer, subject_box
-from ..decode import decode
-from ..encode import MIME_TYPES, encode
+from ..stages.backdrop import fit_cover, over, place, restrict_to_box, without_semitransparency
+from ..stages.compose import Shadow, _to_uint8, shadow_layer, subject_box
+from ..io.decode import decode
+from ..io.encode import MIME_TYPES, encode
 from .removebg_params import Length, RemoveBgError, RemoveBgParams
 
 MIME_TYPES_ZIP = {**MIME_TYPES, "zip": "application/zip"}

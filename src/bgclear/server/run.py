@@ -12,7 +12,7 @@ import click
 from PIL import Image
 
 from ..backends import refiner_names
-from ..decode import DEFAULT_MAX_PIXELS
+from ..io.decode import DEFAULT_MAX_PIXELS
 from ..engines.base import ENGINE_CHOICES, PRECISION_CHOICES
 from ..errors import ModelError
 from ..models.registry import get_model

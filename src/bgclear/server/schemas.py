@@ -7,10 +7,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, WithJsonSchema, field_validator
 
-from ..compose import parse_color, parse_margin
+from ..stages.compose import parse_color, parse_margin
 from ..errors import InputError
 from ..points import parse_box, parse_points
-from ..touchup import check_prompts
+from ..stages.touchup import check_prompts
 
 #: remove.bg's name for our ``shadow`` option.
 OPTION_ALIASES = {"add_shadow": "shadow"}

@@ -17,8 +17,8 @@ from fastapi.responses import JSONResponse, Response
 from PIL import Image
 
 from ... import Cutout, InputError, Session
-from ...decode import SNIFF_BYTES, accepted_formats_text, sniff_format
-from ...encode import MIME_TYPES, encode
+from ...io.decode import SNIFF_BYTES, accepted_formats_text, sniff_format
+from ...io.encode import MIME_TYPES, encode
 from ...pipeline import Prepared
 from ..config import ACCEPTED_INPUT_FORMATS, ServerSettings
 from ..edits import EditStore

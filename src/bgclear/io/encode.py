@@ -7,7 +7,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from .errors import InputError
+from ..errors import InputError
 from .png import encode_png
 
 FORMATS = ("png", "jpg", "webp")

@@ -25,8 +25,8 @@ from collections.abc import Callable, Sequence
 import cv2
 import numpy as np
 
-from .errors import InputError
-from .promptable import Embedding, PromptableSegmenter, Prompts
+from ..errors import InputError
+from ..promptable import Embedding, PromptableSegmenter, Prompts
 
 Point = tuple[float, float]
 Box = tuple[float, float, float, float]

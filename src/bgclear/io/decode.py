@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image, ImageCms, ImageFile, ImageOps
 
 from . import isomedia
-from .errors import InputError
+from ..errors import InputError
 
 DEFAULT_MAX_PIXELS = int(os.environ.get("BGCLEAR_MAX_PIXELS", 40_000_000))
 DEFAULT_MAX_BYTES = int(os.environ.get("BGCLEAR_MAX_BYTES", 100 * 1024 * 1024))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
 
 NAMED_COLORS: dict[str, tuple[int, int, int]] = {
     "white": (255, 255, 255),

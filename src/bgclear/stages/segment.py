@@ -13,9 +13,9 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from .engines import EngineOptions, load_onnx
-from .models.registry import ModelSpec
-from .models.store import model_path
+from ..engines import EngineOptions, load_onnx
+from ..models.registry import ModelSpec
+from ..models.store import model_path
 
 log = logging.getLogger(__name__)
 
