@@ -131,3 +131,28 @@ def test_a_plain_cutout_keeps_nothing_about_the_image(session, two_cats):
     session.cache.clear()
     session.remove(two_cats)
     assert len(session.cache) == 0
+
+
+def test_second_opinion_checks_the_automatic_cutout_without_clicks(session, two_cats):
+    from bgclear import Session
+
+    checked = Session(segmenter="u2netp", second_opinion=True)
+    plain = session.remove(two_cats)
+    second = checked.remove(two_cats)
+    assert "embed" in second.timings and "prompts" in second.timings and "embed" not in plain.timings
+    assert second.alpha.shape == plain.alpha.shape
+    # Both cats are subjects: a second opinion must not take either away.
+    w = two_cats.shape[1] // 2
+    assert second.alpha[:, :w].mean() > 0.8 * plain.alpha[:, :w].mean()
+    assert second.alpha[:, w:].mean() > 0.8 * plain.alpha[:, w:].mean()
+
+
+def test_cli_second_opinion_flag(session, tmp_path):  # session: skips without the MobileSAM weights
+    import subprocess
+    import sys
+
+    out = tmp_path / "cut.png"
+    r = subprocess.run([sys.executable, "-m", "bgclear.cli", "remove", str(SAMPLE), "-o", str(out), "--segmenter", "u2netp",
+                        "--second-opinion"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert Image.open(out).size == Image.open(SAMPLE).size

@@ -31,6 +31,7 @@ class BatchJob:
     device: str = "cpu"
     engine: str = "auto"
     precision: str = "auto"
+    second_opinion: bool = False
     background: str | None = None
     shadow: Shadow | None = None
     crop: bool = False
@@ -142,7 +143,8 @@ def run_batch(
         else:
             todo.append((src, dest))
     if todo:
-        session = session or get_session(job.segmenter, job.refiner, job.device, job.engine, job.precision)
+        session = session or get_session(job.segmenter, job.refiner, job.device, job.engine, job.precision,
+                                         second_opinion=job.second_opinion)
         bar = tqdm(total=len(todo), unit="img", disable=not progress, dynamic_ncols=True)
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             futures = {pool.submit(process_one, session, src, dest, job, prompts): src for src, dest in todo}

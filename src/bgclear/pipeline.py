@@ -33,7 +33,7 @@ from .promptable import Embedding, PromptableSegmenter
 from .stages.segment import upsample_probability
 from .stages.settle import settle_unsure
 from .stages.tiles import working_scale
-from .stages.touchup import Box, Point, check_prompts, point_object, touch_up
+from .stages.touchup import Box, Point, check_prompts, point_object, second_opinion, touch_up
 from .stages.trimap import band_radius, make_trimap
 
 __all__ = ["Cutout", "Prepared", "Session", "get_session", "matte_from_probability", "remove", "write_atomic"]
@@ -142,13 +142,15 @@ class Session:
     touch-up calls (automatic segmentation, prompt embeddings) kept between calls,
     keyed by the decoded pixels and never written to disk (0 turns it off);
     ``cache_seconds``: how long an unused entry may stay (``None``: no limit).
+    ``second_opinion``: without prompts too, let the promptable segmenter check the automatic
+    segmentation (its box and probability as prompts; one more encoder pass per photo).
     """
 
     def __init__(
         self, segmenter: str = DEFAULT_SEGMENTER, refiner: str = DEFAULT_REFINER, device: str = "cpu",
         settle: bool = True, engine: str = "auto", precision: str = "auto", threads: int | None = None,
         promptable: str = DEFAULT_PROMPTABLE, cache_bytes: int = DEFAULT_CACHE_BYTES,
-        cache_seconds: float | None = None,
+        cache_seconds: float | None = None, second_opinion: bool = False,
     ) -> None:
         t0 = time.perf_counter()
         self.settle = settle
@@ -162,6 +164,7 @@ class Session:
         self._promptable: PromptableSegmenter | None = None
         self._promptable_lock = threading.Lock()
         self.cache = ByteBoundedCache(cache_bytes, max_age=cache_seconds)
+        self.second_opinion = second_opinion
         self.load_seconds = time.perf_counter() - t0
         log.info("session ready: segmenter=%s refiner=%s %s (%.2fs)", segmenter, refiner, self.describe(), self.load_seconds)
 
@@ -236,6 +239,11 @@ class Session:
         work = working_probability(rgb, prepared.probability, self.settle)
         timings["trimap"] = time.perf_counter() - t
         if not (keep or drop or box is not None):
+            if self.second_opinion:
+                embedding = self.embedding(prepared, timings)
+                t = time.perf_counter()
+                work = second_opinion(self.promptable, embedding, work)
+                timings["prompts"] = time.perf_counter() - t
             return work
         if start not in ("auto", "empty"):
             raise InputError("invalid_option", f"unknown start {start!r}; use 'auto' or 'empty'")
@@ -324,13 +332,14 @@ _default_lock = threading.Lock()
 
 def get_session(
     segmenter: str = DEFAULT_SEGMENTER, refiner: str = DEFAULT_REFINER, device: str = "cpu",
-    engine: str = "auto", precision: str = "auto", threads: int | None = None,
+    engine: str = "auto", precision: str = "auto", threads: int | None = None, second_opinion: bool = False,
 ) -> Session:
     """The process-wide session for this configuration, created on first use."""
-    key = (segmenter, refiner, device, engine, precision, threads)
+    key = (segmenter, refiner, device, engine, precision, threads, second_opinion)
     with _default_lock:
         if key not in _default_sessions:
-            _default_sessions[key] = Session(segmenter, refiner, device, engine=engine, precision=precision, threads=threads)
+            _default_sessions[key] = Session(segmenter, refiner, device, engine=engine, precision=precision, threads=threads,
+                                             second_opinion=second_opinion)
         return _default_sessions[key]
 
 

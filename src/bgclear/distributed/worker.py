@@ -70,7 +70,8 @@ class CutoutWorker:
         self.node = _node_name()
         self.pid = os.getpid()
         try:
-            self.session = get_session(job.segmenter, job.refiner, job.device, job.engine, job.precision, threads)
+            self.session = get_session(job.segmenter, job.refiner, job.device, job.engine, job.precision, threads,
+                                       second_opinion=job.second_opinion)
         except Exception as exc:  # noqa: BLE001 - surfaced to the driver as one clear error
             raise WorkerInitError(f"a worker on {self.node} could not load the models: {exc}") from exc
         # What this worker really runs (``auto`` resolved on its own node's CPU), for the report.

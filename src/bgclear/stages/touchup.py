@@ -178,6 +178,21 @@ def touch_up(
     return prob.astype(np.float32)
 
 
+def second_opinion(segmenter: PromptableSegmenter, embedding: Embedding, auto: np.ndarray) -> np.ndarray:
+    """The automatic probability checked by the promptable segmenter, with no click.
+
+    ``auto``: float32 (h, w) in 0..1 over the whole source (working size). The decoder gets the
+    box around ``auto >= 0.5`` and ``auto`` itself as its mask prior; where it is sure and
+    disagrees, it decides (:func:`fuse`), elsewhere ``auto`` stays. Returns float32 (h, w).
+    Measured on the dev photos (docs/BENCHMARKS.md): IoU up on both sets, SAD down, Grad up.
+    """
+    box = subject_box(auto, embedding.original_size)
+    if box is None:
+        return auto
+    prob = segmenter.predict(embedding, Prompts(box=box, mask=auto))
+    return fuse(auto, cv2.resize(prob, (auto.shape[1], auto.shape[0]), interpolation=cv2.INTER_LINEAR))
+
+
 def box_mask(shape: tuple[int, int], size: tuple[int, int], box: tuple[float, float, float, float]) -> np.ndarray:
     """float32 (h, w): 1 inside ``box`` (source pixels of ``size``), 0 outside."""
     h, w = shape
