@@ -21,7 +21,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import SAMPLE  # noqa: E402
-from server_fixtures import disc_image, served, start_server  # noqa: E402
+from server_fixtures import disc_image, served  # noqa: E402
 
 from bgclear.io.decode import DecodedImage  # noqa: E402
 from bgclear.pipeline import Prepared  # noqa: E402
@@ -68,15 +68,9 @@ def photo() -> bytes:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory):
-    proc = start_server(tmp_path_factory.mktemp("touchup") / "server.log")
-    yield proc
-    proc.stop()
-
-
-@pytest.fixture(scope="module")
-def client(server):
-    with httpx.Client(base_url=server.url, timeout=120) as c:
+def client(tmp_path_factory: pytest.TempPathFactory):
+    with served(tmp_path_factory.mktemp("touchup") / "server.log") as server, \
+            httpx.Client(base_url=server.url, timeout=120) as c:
         yield c
 
 
