@@ -75,8 +75,12 @@ def _render(session: Session, source: bytes | Prepared, opts: RemoveOptions, set
         prepared = source
     else:  # a touch-up keeps the work on the image in the session's cache: the next click resends it
         prepared = session.prepare(source, max_pixels=settings.max_pixels, reuse=opts.has_prompts or opts.edit)
+    # A touch-up's preview (a click on the page) is matted at preview size, so a click costs the
+    # same on a 12 MP photo as on a small one; the download asks for the full size.
+    touch_up_preview = opts.size == "preview" and (opts.has_prompts or opts.edit or isinstance(source, Prepared))
     cutout = session.finish(prepared, background=background, shadow=True if opts.shadow else None,
-                            crop=opts.crop, crop_margin=opts.crop_margin, **opts.prompts)  # type: ignore[arg-type]
+                            crop=opts.crop, crop_margin=opts.crop_margin, max_side=PREVIEW_EDGE if touch_up_preview else None,
+                            **opts.prompts)  # type: ignore[arg-type]
     if prepared is source:  # decoding and segmenting were an earlier request's work, not this one's
         for stage in prepared.timings:
             cutout.timings.pop(stage, None)
