@@ -74,7 +74,7 @@ def get_state(request: Request) -> AppState:
 StateDep = Annotated[AppState, Depends(get_state)]
 
 
-def get_session(state: StateDep) -> Session:
+def loaded_session(state: StateDep) -> Session:
     """The loaded session, or 503 while it loads (or if loading failed)."""
     if state.session is not None:
         return state.session
@@ -83,4 +83,4 @@ def get_session(state: StateDep) -> Session:
     raise APIError("loading", "the model is still loading; try again in a few seconds", headers={"Retry-After": "2"})
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+SessionDep = Annotated[Session, Depends(loaded_session)]

@@ -19,7 +19,7 @@ from ..errors import APIError
 from ..limiter import ClientGone
 from ..openapi import EDIT_OPENAPI, EDIT_RESPONSES
 from ..schemas import parse_options
-from ..state import StateDep, get_session
+from ..state import StateDep, loaded_session
 from ..upload import read_fields
 from .remove import _render, refuse_when_full, respond, within_upload_timeout
 
@@ -45,7 +45,7 @@ async def edit_cutout(edit_id: str, request: Request, state: StateDep) -> Respon
         settings = state.settings
         fields = await within_upload_timeout(read_fields(request, FORM_OVERHEAD_BYTES), settings)
         opts, notes = parse_options(request.query_params.multi_items(), fields)
-        session = get_session(state)
+        session = loaded_session(state)
         prepared = state.edits.get(edit_id)
         if prepared is None:
             raise expired(edit_id)

@@ -26,7 +26,7 @@ from ..errors import APIError
 from ..limiter import ClientGone, Limiter
 from ..openapi import REMOVE_OPENAPI, REMOVE_RESPONSES
 from ..schemas import RemoveOptions, RemoveResult, parse_options
-from ..state import AppState, StateDep, get_session
+from ..state import AppState, StateDep, loaded_session
 from ..upload import discard_body, read_upload
 
 log = logging.getLogger("bgclear.server")
@@ -167,7 +167,7 @@ async def _handle(request: Request, state: AppState, received: float) -> Respons
     settings = state.settings
     upload = await within_upload_timeout(read_upload(request, settings.max_bytes, settings.max_body_bytes), settings)
     opts, notes = parse_options(request.query_params.multi_items(), upload.items)
-    session = get_session(state)
+    session = loaded_session(state)
     in_format = _check_input(upload.data)
     uploaded = time.perf_counter()
     try:

@@ -22,7 +22,7 @@ from ..removebg_openapi import ACCOUNT_RESPONSES, REMOVEBG_OPENAPI, REMOVEBG_RES
 from ..removebg_params import RemoveBgError, RemoveBgParams, parse_params
 from ..removebg_render import RemoveBgResult, render
 from ..removebg_request import B64_FIELD, RemoveBgBody, decode_b64_image, read_removebg_body
-from ..state import AppState, StateDep, get_session
+from ..state import AppState, StateDep, loaded_session
 from ..url_fetch import FetchFailed, FetchRefused, fetch
 from .remove import _check_input, refuse_when_full, within_upload_timeout
 
@@ -136,7 +136,7 @@ async def _handle(request: Request, state: AppState, received: float) -> Respons
     settings = state.settings
     body = await within_upload_timeout(read_removebg_body(request, settings.max_bytes), settings)
     params = parse_params(body.fields, set(body.files))
-    session = get_session(state)
+    session = loaded_session(state)
     image, background = await _images(body, params, state)
     try:
         result = await state.limiter.run(lambda: render(session, image, background, params, settings.max_pixels),
