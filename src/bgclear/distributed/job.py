@@ -15,7 +15,7 @@ import click
 from click.core import ParameterSource
 
 from ..batch import BatchJob
-from ..cli_options import cutout_options, infer_format, job_from_options
+from ..cli.options import cutout_options, infer_format, job_from_options
 from ..errors import ModelError
 from .common import DEFAULT_ROUND_SIZE, REPORT_NAME, BatchError, timestamp
 from .destination import destination_lock, remove_stale_parts

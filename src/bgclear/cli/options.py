@@ -13,15 +13,15 @@ from typing import Any, TypeVar
 
 import click
 
-from .backends import DEFAULT_REFINER, refiner_names
-from .batch import BatchJob
-from .stages.compose import Shadow, parse_color
-from .engines.base import ENGINE_CHOICES, PRECISION_CHOICES
-from .engines.device import DEVICE_HELP
-from .errors import InputError
-from .models.registry import DEFAULT_SEGMENTER
-from .points import BOX_HELP, POINT_HELP, numbers
-from .stages.touchup import check_prompts
+from ..backends import DEFAULT_REFINER, refiner_names
+from ..batch import BatchJob
+from ..stages.compose import Shadow, parse_color
+from ..engines.base import ENGINE_CHOICES, PRECISION_CHOICES
+from ..engines.device import DEVICE_HELP
+from ..errors import InputError
+from ..models.registry import DEFAULT_SEGMENTER
+from ..points import BOX_HELP, POINT_HELP, numbers
+from ..stages.touchup import check_prompts
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -1,0 +1,5 @@
+"""``python -m bgclear.cli``."""
+
+from . import main
+
+main()
