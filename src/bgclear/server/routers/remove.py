@@ -11,14 +11,12 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TypeVar
 
-import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from PIL import Image
 
 from ... import Cutout, InputError, Session
 from ...io.decode import SNIFF_BYTES, accepted_formats_text, sniff_format
-from ...io.encode import MIME_TYPES, encode
+from ...io.encode import MIME_TYPES
 from ...pipeline import Prepared
 from ..config import ACCEPTED_INPUT_FORMATS, ServerSettings
 from ..edits import EditStore
@@ -46,16 +44,6 @@ class Rendered:
     foreground_bbox: tuple[int, int, int, int] | None
     started: float  # when a worker picked the request up (perf_counter)
     edit_id: str | None = None  # the handle under which the prepared image is held, if it is
-
-
-def _output_pixels(cutout: Cutout, mask: bool) -> np.ndarray:
-    if not mask:
-        return cutout.pixels
-    alpha = cutout.alpha8
-    if cutout.crop_box:
-        left, top, right, bottom = cutout.crop_box
-        alpha = alpha[top:bottom, left:right]
-    return alpha
 
 
 def _render(session: Session, source: bytes | Prepared, opts: RemoveOptions, settings: ServerSettings,
@@ -86,17 +74,9 @@ def _render(session: Session, source: bytes | Prepared, opts: RemoveOptions, set
             cutout.timings.pop(stage, None)
     if edit_id is None and opts.edit:
         edit_id = edits.put(prepared)
-    if opts.size != "preview":
-        encoded = cutout.encode(fmt, quality=opts.quality, mask=mask)
-        height, width = _output_pixels(cutout, mask).shape[:2]
-        return Rendered(encoded, width, height, cutout, cutout.foreground_bbox, started, edit_id)
-    t = time.perf_counter()
-    image = Image.fromarray(_output_pixels(cutout, mask))
-    # Pillow resizes RGBA premultiplied, so edges do not pick up the hidden colours.
-    image.thumbnail((PREVIEW_EDGE, PREVIEW_EDGE), Image.Resampling.LANCZOS)
-    encoded = encode(np.asarray(image), fmt, quality=opts.quality)
-    cutout.timings["encode"] = time.perf_counter() - t
-    return Rendered(encoded, image.width, image.height, cutout, cutout.foreground_bbox, started, edit_id)
+    encoded, (width, height) = cutout.render(fmt, quality=opts.quality, mask=mask,
+                                             max_side=PREVIEW_EDGE if opts.size == "preview" else None)
+    return Rendered(encoded, width, height, cutout, cutout.foreground_bbox, started, edit_id)
 
 
 def _wants_json(request: Request, opts: RemoveOptions) -> bool:
