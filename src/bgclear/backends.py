@@ -28,6 +28,21 @@ REFINER_FAMILIES = {
 }
 
 
+#: model family -> "module:function" that loads a local checkpoint once to prove it is one, as
+#: ``fn(path)`` (``bgclear models add`` calls it through :func:`check_weights`).
+WEIGHT_CHECKS = {
+    "inspyrenet": "bgclear.networks.inspyrenet.checkpoints:load_inspyrenet",
+    "vitmatte": "bgclear.families.vitmatte:load_vitmatte",
+}
+
+
+def check_weights(family: str, path) -> None:
+    """Load ``path`` with its family's own loader; raises :class:`ModelError` naming what is wrong."""
+    if family not in WEIGHT_CHECKS:
+        raise ModelError(f"no weight check for model family {family!r}")
+    _load(WEIGHT_CHECKS[family])(path)
+
+
 def _load(target: str):
     module, _, attr = target.partition(":")
     return getattr(importlib.import_module(module), attr)

@@ -9,6 +9,7 @@ from pathlib import Path
 from ..errors import ModelError, ModelNotFoundError
 from .registry import IMAGENET_MEAN, IMAGENET_STD, TORCH_MODELS, ModelSpec, save_user_model
 from .store import model_path, sha256_file
+from ..backends import check_weights
 from ..engines.torch import import_torch
 
 #: Registering the first name also registers the others with the same weights.
@@ -98,9 +99,7 @@ def add_local_model(
             raise ModelError(f"window {spec.extra['window']} must be at least 4x the overlap {spec.extra['overlap']}")
         if check:
             import_torch()
-            from ..families.vitmatte import load_vitmatte
-
-            load_vitmatte(weights.parent)
+            check_weights("vitmatte", weights.parent)
     elif backend == "inspyrenet":
         if not path.is_file():
             raise ModelError(f"{path} is not a file; an InSPyReNet checkpoint is one .pth/.safetensors file")
@@ -113,9 +112,7 @@ def add_local_model(
         spec = _entry(name, "segmenter", "inspyrenet", path, template, description, extra)
         if check:
             import_torch()
-            from ..networks.inspyrenet.checkpoints import load_inspyrenet
-
-            load_inspyrenet(path)
+            check_weights("inspyrenet", path)
     elif backend == "onnx":
         spec = _onnx_entry(name, path, description, check)
     else:
