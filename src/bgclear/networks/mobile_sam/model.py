@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ...errors import ModelError
-from ..inspyrenet.checkpoints import check_tensors, read_state_dict
+from ..weights import check_tensors, read_state_dict
 from . import INPUT_SIZE
 from .decoder import MaskDecoder, PromptEncoder
 from .tiny_vit import TinyViT
