@@ -6,6 +6,7 @@ Commands (from the repository root, with the venv active and the 'ray' extra ins
     python benchmarks/bench_batch.py --count 200 --size 4000x3000             # the full run (hours on 2 cores)
     python benchmarks/bench_batch.py --count 12 --loop-count 6 --size 4000x3000 --json benchmarks/results/batch.json
     python benchmarks/bench_batch.py --count 4 --size 1200x900 --segmenter u2netp   # a quick smoke run
+    python benchmarks/bench_batch.py --count 24 --configs pool-1 --engine onnxruntime --precision f32   # per engine
 
 Each configuration processes the same ``--count`` photos (synthetic, made here, JPEG,
 ``--size`` pixels) into a fresh folder with the default options (ISNet, guided
@@ -192,6 +193,8 @@ def main() -> None:
     parser.add_argument("--loop-count", type=int, default=None, help="photos for the remove loop [--count]")
     parser.add_argument("--size", default="4000x3000", help="WxH of each photo (4000x3000 = 12 MP)")
     parser.add_argument("--segmenter", default="isnet")
+    parser.add_argument("--engine", default="auto", help="inference engine for every configuration but the loop")
+    parser.add_argument("--precision", default="auto")
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=CONFIGS)
     parser.add_argument("--work", type=Path, default=None, help="scratch folder [a temporary one]")
     parser.add_argument("--json", type=Path, help="write the results here too")
@@ -208,7 +211,7 @@ def main() -> None:
         files.append(path)
     machine = {"cpus": os.cpu_count(), "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)}
     results: dict[str, dict] = {}
-    common = ["--segmenter", args.segmenter]
+    common = ["--segmenter", args.segmenter, "--engine", args.engine, "--precision", args.precision]
     for name in args.configs:
         dst = work / f"out-{name}"
         shutil.rmtree(dst, ignore_errors=True)
@@ -224,6 +227,7 @@ def main() -> None:
                 results[name] = run_batch(src, dst, [*common, "--address", address], env=env, cluster_roots=roots)
         print(json.dumps({name: results[name]}), file=sys.stderr, flush=True)
     summary = {"machine": machine, "count": args.count, "size": args.size, "segmenter": args.segmenter,
+               "engine": args.engine, "precision": args.precision,
                "results": results}
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
