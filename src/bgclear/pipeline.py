@@ -184,14 +184,6 @@ class Session:
                 self._promptable = PromptableSegmenter(self.promptable_name, self.options)
             return self._promptable
 
-    def matte(self, rgb: np.ndarray, timings: dict[str, float] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """uint8 (H, W, 3) -> (alpha float32 (H, W), coarse float32 (H, W), trimap uint8 (H, W))."""
-        timings = {} if timings is None else timings
-        t = time.perf_counter()
-        prob = self.segmenter.predict(rgb)
-        timings["segment"] = time.perf_counter() - t
-        return matte_from_probability(rgb, prob, self.refiner, self.settle, timings)
-
     def prepare(self, source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS, reuse: bool = False) -> Prepared:
         """Decode ``source`` and run the automatic segmenter: the work that depends on the image alone.
 
@@ -235,9 +227,13 @@ class Session:
         (the click protocol's from-scratch start). Raises :class:`InputError` for bad prompts."""
         timings = {} if timings is None else timings
         rgb = prepared.decoded.rgb
-        t = time.perf_counter()
-        work = working_probability(rgb, prepared.probability, self.settle)
-        timings["trimap"] = time.perf_counter() - t
+        work = self.cache.get(prepared.key, "working") if prepared.key else None
+        if work is None:  # settled once per image: every click starts from the same automatic answer
+            t = time.perf_counter()
+            work = working_probability(rgb, prepared.probability, self.settle)
+            timings["trimap"] = time.perf_counter() - t
+            if prepared.key:
+                self.cache.put(prepared.key, "working", work)
         if not (keep or drop or box is not None):
             if self.second_opinion:
                 embedding = self.embedding(prepared, timings)

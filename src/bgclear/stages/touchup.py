@@ -31,11 +31,6 @@ from ..promptable import Embedding, PromptableSegmenter, Prompts
 Point = tuple[float, float]
 Box = tuple[float, float, float, float]
 
-#: A keep point outside the automatic box grows it to include the point plus this
-#: fraction of the box's larger side (without a margin the box traps the object).
-BOX_MARGIN = 0.1
-
-
 def check_prompts(
     keep: Sequence[Point], drop: Sequence[Point], box: Box | None, size: tuple[int, int] | None = None
 ) -> None:
@@ -66,30 +61,6 @@ def subject_box(prob: np.ndarray, size: tuple[int, int]) -> tuple[float, float, 
         return None
     sx, sy = size[0] / prob.shape[1], size[1] / prob.shape[0]
     return (cols[0] * sx, rows[0] * sy, (cols[-1] + 1) * sx, (rows[-1] + 1) * sy)
-
-
-def grow_box(
-    box: tuple[float, float, float, float], points: Sequence[Point], size: tuple[int, int], margin: float = BOX_MARGIN
-) -> tuple[float, float, float, float]:
-    """``box`` enlarged to contain every point, each with ``margin`` x the box's larger side around it,
-    clipped to the image of ``size`` = (W, H)."""
-    left, top, right, bottom = box
-    pad = margin * max(right - left, bottom - top)
-    for x, y in points:
-        if not (left <= x < right and top <= y < bottom):
-            left, top = min(left, x - pad), min(top, y - pad)
-            right, bottom = max(right, x + pad), max(bottom, y + pad)
-    return max(0.0, left), max(0.0, top), min(float(size[0]), right), min(float(size[1]), bottom)
-
-
-def honoured(prob: np.ndarray, size: tuple[int, int], keep: Sequence[Point], drop: Sequence[Point]) -> int:
-    """How many clicks ``prob`` (float32 (h, w) over a source of ``size``) agrees with."""
-    sx, sy = prob.shape[1] / size[0], prob.shape[0] / size[1]
-
-    def at(x: float, y: float) -> float:
-        return float(prob[min(prob.shape[0] - 1, int(y * sy)), min(prob.shape[1] - 1, int(x * sx))])
-
-    return sum(at(x, y) >= 0.5 for x, y in keep) + sum(at(x, y) < 0.5 for x, y in drop)
 
 
 #: The prompted answer overrules the automatic one only where it is at least this far from 0.5.
