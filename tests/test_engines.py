@@ -113,6 +113,22 @@ def test_openvino_f32_matches_onnxruntime_and_bf16_stays_close(u2netp_path, u2ne
     assert np.abs(a - c).max() < 0.05 and np.abs(a - c).mean() < 5e-3
 
 
+@pytest.mark.parametrize("engine", ["onnxruntime", pytest.param("openvino", marks=needs_openvino)])
+def test_an_engine_loaded_for_some_outputs_returns_exactly_those(engine, u2netp_path, u2netp_input):
+    every = load_onnx(u2netp_path, EngineOptions(engine=engine, precision="f32", threads=2))
+    assert len(every.outputs) > 2
+    picked = load_onnx(u2netp_path, EngineOptions(engine=engine, precision="f32", threads=2),
+                       outputs=[every.outputs[2], 0])
+    assert picked.outputs == [every.outputs[2], every.outputs[0]]
+    all_out = every.run(u2netp_input)
+    got = picked.run(u2netp_input)
+    assert len(got) == 2
+    np.testing.assert_allclose(got[0], all_out[2], atol=1e-5)
+    np.testing.assert_allclose(got[1], all_out[0], atol=1e-5)
+    with pytest.raises(ModelError, match="no output 'nope'; its outputs are"):
+        load_onnx(u2netp_path, EngineOptions(engine=engine, precision="f32"), outputs=["nope"])
+
+
 @needs_openvino
 def test_openvino_runs_are_thread_safe(u2netp_path):
     engine = load_onnx(u2netp_path, EngineOptions(engine="openvino", precision="f32", threads=1))

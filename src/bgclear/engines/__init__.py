@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import ModelError
@@ -81,13 +82,16 @@ def _ort_has_cuda() -> bool:
     return "CUDAExecutionProvider" in onnxruntime.get_available_providers()
 
 
-def load_onnx(path: Path, options: EngineOptions, what: str = "model") -> Engine:
-    """Load an ONNX file with the engine ``options`` choose; see the module docstring for fall-backs."""
+def load_onnx(path: Path, options: EngineOptions, what: str = "model", outputs: Sequence[str | int] | None = None) -> Engine:
+    """Load an ONNX file with the engine ``options`` choose; see the module docstring for fall-backs.
+
+    ``outputs``: the outputs the caller reads (names or positions); ``None``: all of them.
+    """
     engine, precision, device = choose(options)
     module_name, class_name = ENGINES[engine]
     try:
         cls = getattr(_module(engine), class_name)
-        return cls(path, precision, device, options.threads)
+        return cls(path, precision, device, options.threads, outputs)
     except ModelError:
         raise
     except Exception as exc:  # a runtime that cannot load this file on this machine
@@ -98,7 +102,7 @@ def load_onnx(path: Path, options: EngineOptions, what: str = "model") -> Engine
         from .onnxruntime import OnnxRuntimeEngine
 
         try:
-            return OnnxRuntimeEngine(path, "f32", device, options.threads)
+            return OnnxRuntimeEngine(path, "f32", device, options.threads, outputs)
         except ModelError:
             raise
         except Exception as exc2:

@@ -10,9 +10,12 @@ runs it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
+
+from ..errors import ModelError
 
 #: Engines a user may ask for; ``auto`` picks the fastest one installed (see :func:`bgclear.engines.choose`).
 ENGINE_CHOICES = ("auto", "onnxruntime", "openvino")
@@ -35,7 +38,12 @@ class EngineOptions:
 
 
 class Engine(Protocol):
-    """A loaded network. ``run`` is thread-safe."""
+    """A loaded network. ``run`` is thread-safe.
+
+    An engine loaded with ``outputs`` (names, or positions in the file's output order)
+    returns only those, in that order, and need not compute the rest: ISNet's file has
+    twelve outputs (side outputs and deep features) of which the product reads one.
+    """
 
     name: str  # "onnxruntime", "openvino"
     precision: str  # "f32", "bf16", "f16"
@@ -43,9 +51,29 @@ class Engine(Protocol):
     outputs: list[str]  # output names, in the order ``run`` returns them
 
     def run(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
-        """Named float32 input arrays -> the model's outputs, in the file's output order."""
+        """Named float32 input arrays -> the outputs asked for at load time (all, in the file's order, by default)."""
         ...
 
     def input_names(self) -> list[str]:
         """The network's input names, in the file's order."""
         ...
+
+
+def select_outputs(names: Sequence[str], wanted: Sequence[str | int] | None) -> list[str]:
+    """The output names an engine returns: ``wanted`` (names or positions in ``names``) or all.
+
+    Raises :class:`~bgclear.errors.ModelError` naming the outputs the file has when one is missing.
+    """
+    if wanted is None:
+        return list(names)
+    chosen = []
+    for item in wanted:
+        if isinstance(item, int):
+            if not -len(names) <= item < len(names):
+                raise ModelError(f"the model has {len(names)} outputs; there is no output {item}")
+            chosen.append(names[item])
+        elif item in names:
+            chosen.append(item)
+        else:
+            raise ModelError(f"the model has no output {item!r}; its outputs are {', '.join(names)}")
+    return chosen

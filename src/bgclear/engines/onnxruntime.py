@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ModelError
+from .base import select_outputs
 
 log = logging.getLogger("bgclear")
 
@@ -45,7 +47,8 @@ class OnnxRuntimeEngine:
 
     name = "onnxruntime"
 
-    def __init__(self, path: Path, precision: str, device: str, threads: int | None) -> None:
+    def __init__(self, path: Path, precision: str, device: str, threads: int | None,
+                 outputs: Sequence[str | int] | None = None) -> None:
         import onnxruntime as ort
 
         if precision != "f32":
@@ -62,10 +65,10 @@ class OnnxRuntimeEngine:
         provider = self._session.get_providers()[0]
         self.device = "cpu" if provider == "CPUExecutionProvider" else (device if device != "auto" else "cuda")
         self.precision = "f32"
-        self.outputs = [o.name for o in self._session.get_outputs()]
+        self.outputs = select_outputs([o.name for o in self._session.get_outputs()], outputs)
 
     def input_names(self) -> list[str]:
         return [i.name for i in self._session.get_inputs()]
 
     def run(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
-        return self._session.run(None, inputs)
+        return self._session.run(self.outputs, inputs)

@@ -12,11 +12,13 @@ import hashlib
 import logging
 import queue
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ModelError
+from .base import select_outputs
 from .cpu import cpu_flags, cpu_name
 
 log = logging.getLogger("bgclear")
@@ -69,7 +71,8 @@ class OpenVinoEngine:
 
     name = "openvino"
 
-    def __init__(self, path: Path, precision: str, device: str, threads: int | None) -> None:
+    def __init__(self, path: Path, precision: str, device: str, threads: int | None,
+                 outputs: Sequence[str | int] | None = None) -> None:
         ov = import_openvino()
         if device not in ("cpu", "auto"):
             raise ModelError(f"the OpenVINO engine runs on the CPU; for --device {device} use --engine onnxruntime")
@@ -83,7 +86,15 @@ class OpenVinoEngine:
             config["CACHE_DIR"] = str(cache)
         except OSError as exc:
             log.info("OpenVINO compile cache off (%s): each start compiles again", exc)
-        self._compiled = core.compile_model(str(path), "CPU", config)
+        model = core.read_model(str(path))
+        names = [port.get_any_name() for port in model.outputs]
+        wanted = select_outputs(names, outputs)
+        if wanted != names:
+            # Only the results asked for: the compiler then drops the layers that feed nothing else
+            # (ISNet's side outputs), which is faster than computing and copying them.
+            results = [model.get_results()[names.index(name)] for name in wanted]
+            model = ov.Model(results, model.get_parameters(), model.get_friendly_name())
+        self._compiled = core.compile_model(model, "CPU", config)
         self.precision = precision
         self.device = "cpu"
         self._inputs = [port.get_any_name() for port in self._compiled.inputs]

@@ -63,10 +63,9 @@ class OnnxSegmenter:
         self.spec = spec
         self.name = spec.name
         path = model_path(spec)
-        self.engine = load_onnx(path, options or EngineOptions(), what=f"segmenter {spec.name}")
+        self.engine = load_onnx(path, options or EngineOptions(), what=f"segmenter {spec.name}",
+                                outputs=[spec.output_name or 0])
         self._input = self.engine.input_names()[0]
-        outputs = self.engine.outputs
-        self._output_index = outputs.index(spec.output_name) if spec.output_name in outputs else 0
         log.info("loaded segmenter %s from %s (%s %s on %s)", spec.name, path, self.engine.name,
                  self.engine.precision, self.engine.device)
 
@@ -87,7 +86,7 @@ class OnnxSegmenter:
         return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
 
     def predict(self, rgb: np.ndarray) -> np.ndarray:
-        out = self.engine.run({self._input: self.preprocess(rgb)})[self._output_index]
+        out = self.engine.run({self._input: self.preprocess(rgb)})[0]
         prob = np.asarray(out, np.float32).reshape(out.shape[-2:])
         if self.spec.output_norm == "minmax":
             lo, hi = float(prob.min()), float(prob.max())
