@@ -28,6 +28,7 @@ from .errors import InputError
 from .memo import ByteBoundedCache, pixels_key
 from .io.files import write_atomic
 from .stages.foreground import estimate_foreground
+from .stages.ondevice import finish_on_device, stages_device
 from .models.registry import DEFAULT_SEGMENTER
 from .promptable import Embedding, PromptableSegmenter
 from .stages.segment import upsample_probability
@@ -144,6 +145,9 @@ class Session:
     ``cache_seconds``: how long an unused entry may stay (``None``: no limit).
     ``second_opinion``: without prompts too, let the promptable segmenter check the automatic
     segmentation (its box and probability as prompts; one more encoder pass per photo).
+    ``stages_device`` (attribute): the torch device that matting, foreground and compose run on
+    (a CUDA session with the guided refiner; ``None``: numpy on the CPU); tests and benchmarks
+    assign ``torch.device("cpu")`` to run that path here (:mod:`bgclear.stages.ondevice`).
     """
 
     def __init__(
@@ -160,6 +164,7 @@ class Session:
         self.options = EngineOptions(engine=engine, precision=precision, device=device, threads=threads)
         self.segmenter = make_segmenter(segmenter, options=self.options)
         self.refiner = make_refiner(refiner, options=self.options)
+        self.stages_device = stages_device(device, self.segmenter, self.refiner)
         self.promptable_name = promptable
         self._promptable: PromptableSegmenter | None = None
         self._promptable_lock = threading.Lock()
@@ -295,17 +300,21 @@ class Session:
             rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
             if source_alpha is not None:
                 source_alpha = cv2.resize(source_alpha, size, interpolation=cv2.INTER_AREA)
-        alpha, coarse, trimap = matte_full_resolution(rgb, work, self.refiner, timings)
-        del coarse  # full-resolution float map: not worth keeping in every result
-        if source_alpha is not None:
-            # Pixels the file already marked transparent stay transparent.
-            alpha = alpha * source_alpha
-        t = time.perf_counter()
-        foreground = estimate_foreground(rgb, alpha)
-        timings["foreground"] = time.perf_counter() - t
-        t = time.perf_counter()
-        pixels, crop_box = compose_stage.compose(foreground, alpha, bg, shadow_opts, crop, crop_margin)
-        timings["compose"] = time.perf_counter() - t
+        if self.stages_device is not None:  # one upload, one download: stages/ondevice
+            alpha, foreground, trimap, pixels, crop_box = finish_on_device(
+                self.stages_device, rgb, source_alpha, work, self.refiner, bg, shadow_opts, crop, crop_margin, timings)
+        else:
+            alpha, coarse, trimap = matte_full_resolution(rgb, work, self.refiner, timings)
+            del coarse  # full-resolution float map: not worth keeping in every result
+            if source_alpha is not None:
+                # Pixels the file already marked transparent stay transparent.
+                alpha = alpha * source_alpha
+            t = time.perf_counter()
+            foreground = estimate_foreground(rgb, alpha)
+            timings["foreground"] = time.perf_counter() - t
+            t = time.perf_counter()
+            pixels, crop_box = compose_stage.compose(foreground, alpha, bg, shadow_opts, crop, crop_margin)
+            timings["compose"] = time.perf_counter() - t
         for message in decoded.warnings:
             log.info("%s", message)
         return Cutout(
