@@ -1,9 +1,23 @@
-"""GPU check for the PyTorch backends: CUDA vs CPU on the same random weights, then timings.
+"""GPU check: the default cutout on the GPU, and the PyTorch backends CUDA vs CPU, then timings.
 
-    python benchmarks/gpu_check.py                      # on a CUDA machine: Swin-B InSPyReNet, ViTMatte-S, 12 and 24 MP
-    python benchmarks/gpu_check.py --device cpu --small # smoke run anywhere: tiny models, small photos
+    PYTHONPATH=src python benchmarks/gpu_check.py                   # on a CUDA machine: both parts, 12 and 24 MP
+    PYTHONPATH=src python benchmarks/gpu_check.py --part stages     # the default cutout alone (about a minute)
+    PYTHONPATH=src python benchmarks/gpu_check.py --device cpu --small  # smoke run anywhere: tiny models, small photos
 
-1. Correctness: InSPyReNet (saliency probability) and ViTMatte (alpha of one
+It needs only what scripts/install.sh installs (torch, onnxruntime, the pulled ISNet) and no
+network; onnxruntime-gpu in place of onnxruntime puts ISNet on the GPU (otherwise the report
+says so and ISNet runs on the CPU). The ``networks`` part also needs the ``torch`` extra
+(transformers); without it that part is skipped with a note. Exit status 1 when a required
+check fails; the last line printed is one JSON summary of everything.
+
+0. The default cutout (``stages``, benchmarks/gpu_stages.py, issue 11): ISNet through
+   onnxruntime's CUDA provider, and trimap, guided matting, foreground and compose on the
+   GPU (bgclear.stages.ondevice) checked against the numpy stages on the CPU on the same
+   probability (alpha, foreground and composed pixels, tolerances in gpu_stages.TOLERANCE),
+   then the end-to-end cutout and each stage timed (array in and JPEG bytes in, no PNG
+   encoding, medians of ``--repeat`` runs, ``torch.cuda.synchronize`` around each).
+
+1. (``networks``) Correctness: InSPyReNet (saliency probability) and ViTMatte (alpha of one
    window) run on CPU in fp32 and on ``--device`` in fp32, bf16 and fp16 autocast;
    the largest absolute differences are printed and checked against tolerances
    (fp32 and the precision used by default must pass; the other is reported).
@@ -12,8 +26,6 @@
    (``Session.remove``: segment, trimap, matte, foreground, compose), with peak
    CUDA memory. Weights are random (tamed so activations stay finite in fp16);
    speed and memory do not depend on their values.
-
-Exit status 1 when a tolerance is exceeded.
 """
 
 from __future__ import annotations
@@ -242,29 +254,50 @@ def main() -> int:
     p.add_argument("--small", action="store_true", help="tiny models and small photos (CPU smoke run)")
     p.add_argument("--mp", type=float, nargs="+", help="photo sizes for timings (default 12 24; 0.3 0.6 with --small)")
     p.add_argument("--json", type=Path, help="also write all rows here")
+    p.add_argument("--part", choices=["all", "stages", "networks"], default="all",
+                   help="stages: the default cutout (ISNet + stages on the device); networks: the PyTorch backends")
+    p.add_argument("--repeat", type=int, help="runs per timing of the stages part (default 5; 1 with --small)")
     args = p.parse_args()
     sizes = args.mp or ([0.3, 0.6] if args.small else [12.0, 24.0])
     os.environ.setdefault("TQDM_DISABLE", "1")
     import torch
 
-    from bgclear.models.local import add_local_model, doctor_report
+    from bgclear.doctor import doctor_report
+    from bgclear.models.local import add_local_model
     from bgclear.engines.torch import describe, resolve_device
 
     print(f"# device {describe(resolve_device(args.device))}, torch {torch.__version__}, small={args.small}")
-    with tempfile.TemporaryDirectory(prefix="bgclear-gpu-check-") as tmp:
-        os.environ["BGCLEAR_HOME"] = str(Path(tmp) / "home")
-        ckpt, folder = make_checkpoints(Path(tmp), args.small)
-        add_local_model("inspyrenet", ckpt, base_size=256 if args.small else None)
-        add_local_model("vitmatte", folder, window=512 if args.small else None, overlap=64 if args.small else None)
-        checks = correctness(ckpt, folder, args.device, args.small)
-        for c in checks:
-            print(json.dumps(c), flush=True)
-        rows = timings(args.device, sizes, args.small)
-        report = {"doctor": doctor_report(args.device)["torch"], "checks": checks, "timings": rows}
+    report: dict = {"checks": []}
+    if args.part in ("all", "stages"):  # first: the networks part points BGCLEAR_HOME elsewhere
+        import gpu_stages
+
+        stage_sizes = args.mp or ([2.0] if args.small else [12.0, 24.0])
+        report["stages"] = gpu_stages.run(args.device, stage_sizes, args.repeat or (1 if args.small else 5))
+        report["checks"] += report["stages"]["checks"]
+    if args.part in ("all", "networks"):
+        try:
+            import transformers  # noqa: F401
+        except ImportError as exc:
+            report["networks"] = f"skipped: {exc} (pip install -e '.[torch]')"
+            print("#", report["networks"], flush=True)
+        else:
+            with tempfile.TemporaryDirectory(prefix="bgclear-gpu-check-") as tmp:
+                os.environ["BGCLEAR_HOME"] = str(Path(tmp) / "home")
+                ckpt, folder = make_checkpoints(Path(tmp), args.small)
+                add_local_model("inspyrenet", ckpt, base_size=256 if args.small else None)
+                add_local_model("vitmatte", folder, window=512 if args.small else None, overlap=64 if args.small else None)
+                checks = correctness(ckpt, folder, args.device, args.small)
+                for c in checks:
+                    print(json.dumps(c), flush=True)
+                rows = timings(args.device, sizes, args.small)
+                report["networks"] = {"doctor": doctor_report(args.device)["torch"], "checks": checks, "timings": rows}
+                report["checks"] += checks
+    failed = [c["check"] for c in report["checks"] if c["required"] and not c["ok"]]
+    report["failed"] = failed
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
-    failed = [c["check"] for c in checks if c["required"] and not c["ok"]]
     print("# correctness:", "all within tolerance" if not failed else f"FAILED {failed}")
+    print(json.dumps({"summary": report}), flush=True)
     return 1 if failed else 0
 
 

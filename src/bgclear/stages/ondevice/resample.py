@@ -23,7 +23,7 @@ import torch
 
 
 def _on(values: np.ndarray, like: torch.Tensor) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(values)).to(like.device, non_blocking=True)
+    return torch.from_numpy(np.ascontiguousarray(values)).to(like.device)
 
 
 def _scale(src: int, dst: int) -> float:
