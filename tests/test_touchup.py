@@ -11,7 +11,8 @@ from PIL import Image
 
 from bgclear.errors import InputError, ModelError
 from bgclear.memo import ByteBoundedCache, pixels_key
-from bgclear.stages.touchup import check_prompts, fuse, subject_box
+from bgclear.promptable import Prediction
+from bgclear.stages.touchup import check_prompts, drop_object, fuse, honoured, ordered_clicks, subject_box
 from conftest import SAMPLE
 
 
@@ -43,6 +44,48 @@ def test_fuse_keeps_soft_values_where_both_agree_and_only_a_sure_answer_overrule
     auto = np.array([[0.7, 0.9, 0.2, 0.6]], np.float32)
     prompted = np.array([[0.95, 0.1, 0.1, 0.45]], np.float32)
     np.testing.assert_allclose(fuse(auto, prompted), [[0.7, 0.1, 0.2, 0.6]])
+
+
+def _square(shape, rows, cols, value=1.0):
+    out = np.zeros(shape, np.float32)
+    out[rows, cols] = value
+    return out
+
+
+def test_a_remove_click_takes_the_largest_answer_that_is_not_the_subject():
+    shape = (40, 100)
+    subject = _square(shape, slice(5, 35), slice(5, 45))
+    stray = _square(shape, slice(10, 30), slice(60, 90))  # a wrongly kept thing beside the subject
+    current = np.maximum(subject, stray)
+    part = _square(shape, slice(15, 25), slice(70, 80))
+    whole_of_both = np.maximum(current, _square(shape, slice(0, 40), slice(45, 60)))
+    at = (20, 75)
+    # The decoder's three answers: a part, the stray object, and everything (the subject included).
+    assert drop_object([part, stray, whole_of_both], at, current) is stray
+    # An answer holding a keep click is the subject: never taken; the smallest answer is the fall-back.
+    assert drop_object([part, stray, whole_of_both], at, current, kept=[(20, 65)]) is part
+    # An answer lying mostly outside the cutout is not the thing that was kept by mistake.
+    spread = _square(shape, slice(0, 40), slice(50, 100))
+    assert drop_object([part, spread], at, current) is part
+    # An answer that does not hold the click is not what was clicked.
+    assert drop_object([_square(shape, slice(0, 5), slice(60, 90)), part], at, current) is part
+
+
+def test_clicks_keep_their_order_and_a_wrong_order_is_refused():
+    keep, drop = [(1, 1), (2, 2)], [(9, 9)]
+    assert ordered_clicks(keep, drop) == [((1, 1), True), ((2, 2), True), ((9, 9), False)]
+    assert ordered_clicks(keep, drop, [True, False, True]) == [((1, 1), True), ((9, 9), False), ((2, 2), True)]
+    with pytest.raises(ValueError, match="order names 1 keep and 2 remove clicks; there are 2 and 1"):
+        ordered_clicks(keep, drop, [True, False, False])
+    prob = _square((10, 10), slice(0, 5), slice(0, 10))  # top half in, over a 100x100 source
+    assert honoured(prob, (100, 100), [((50, 20), True), ((50, 80), False), ((50, 90), True)]) == 2
+
+
+def test_cached_decoder_answers_count_their_arrays():
+    cache = ByteBoundedCache(10_000)
+    answer = Prediction(np.zeros((10, 10), np.float32), 0.9, np.zeros((5, 5), np.float32))
+    cache.put("k", "answers", [answer, answer])
+    assert cache.nbytes == 2 * (400 + 100)
 
 
 def test_byte_bounded_cache_evicts_least_recently_used():

@@ -31,17 +31,21 @@ def pixels_key(*arrays: np.ndarray | None) -> str:
 
 
 def _nbytes(value: Any) -> int:
+    """The arrays a cached value holds: an array, a list of them, or an object's array attributes
+    (an embedding's features, a decoder answer's probability and logits)."""
     if isinstance(value, np.ndarray):
         return value.nbytes
-    features = getattr(value, "features", None)
-    return features.nbytes if isinstance(features, np.ndarray) else 0
+    if isinstance(value, (list, tuple)):
+        return sum(_nbytes(v) for v in value)
+    fields = getattr(value, "__dict__", None) or {}
+    return sum(v.nbytes for v in fields.values() if isinstance(v, np.ndarray))
 
 
 class ByteBoundedCache:
     """Least-recently-used ``(key, name) -> value`` store holding at most ``max_bytes`` of arrays.
 
-    Thread-safe. Values are numpy arrays or objects with a ``features`` array
-    (an embedding); their sizes are what counts. ``max_bytes=0`` disables it.
+    Thread-safe. Values are numpy arrays, lists of them, or objects holding arrays
+    (an embedding, a decoder's answers); the sizes of those arrays are what counts. ``max_bytes=0`` disables it.
     ``max_age``: seconds an entry may go unused before it is dropped (``None``: no limit).
     """
 

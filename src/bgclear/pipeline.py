@@ -34,7 +34,7 @@ from .promptable import Embedding, PromptableSegmenter
 from .stages.segment import upsample_probability
 from .stages.settle import settle_unsure
 from .stages.tiles import working_scale
-from .stages.touchup import Box, Point, check_prompts, point_object, second_opinion, touch_up
+from .stages.touchup import Box, Point, check_prompts, second_opinion, touch_up
 from .stages.trimap import band_radius, make_trimap
 
 __all__ = ["Cutout", "Prepared", "Session", "get_session", "matte_from_probability", "remove", "write_atomic"]
@@ -226,10 +226,13 @@ class Session:
     def probability(
         self, prepared: Prepared, keep: Sequence[Point] = (), drop: Sequence[Point] = (),
         box: Box | None = None, start: str = "auto", timings: dict[str, float] | None = None,
+        order: Sequence[bool] | None = None,
     ) -> np.ndarray:
         """float32 (h', w') in 0..1 at the working size: the settled automatic segmentation, touched up
         by the prompts when there are any. ``start="empty"`` ignores the automatic segmentation
-        (the click protocol's from-scratch start). Raises :class:`InputError` for bad prompts."""
+        (the click protocol's from-scratch start; ``order``: the kinds of the clicks in the order
+        they were made, True for keep, which that start depends on). Raises :class:`InputError`
+        for bad prompts."""
         timings = {} if timings is None else timings
         rgb = prepared.decoded.rgb
         work = self.cache.get(prepared.key, "working") if prepared.key else None
@@ -251,19 +254,18 @@ class Session:
         check_prompts(keep, drop, box, prepared.decoded.size)  # before the encoder's second
         embedding = self.embedding(prepared, timings)
         t = time.perf_counter()
-        prob = touch_up(self.promptable, embedding, work if start == "auto" else None, keep, drop, box,
-                        objects=lambda point, is_keep: self._point_object(prepared, embedding, point, is_keep))
+        prob = touch_up(self.promptable, embedding, work if start == "auto" else None, keep, drop, box, order,
+                        remember=lambda name, compute: self._remember(prepared, name, compute))
         if prob.shape != work.shape:
             prob = upsample_probability(prob, (work.shape[1], work.shape[0]))
         timings["prompts"] = time.perf_counter() - t
         return prob
 
-    def _point_object(self, prepared: Prepared, embedding: Embedding, point: Point, keep: bool) -> np.ndarray:
-        """What one click points at, cached with the image: each further click costs one decoder pass."""
-        name = f"object {'keep' if keep else 'drop'} {float(point[0])!r} {float(point[1])!r}"
+    def _remember(self, prepared: Prepared, name: str, compute):
+        """``compute()``, kept with the image in the session's cache (decoder answers to clicks)."""
         found = self.cache.get(prepared.key, name) if prepared.key else None
         if found is None:
-            found = point_object(self.promptable, embedding, point, keep)
+            found = compute()
             if prepared.key:
                 self.cache.put(prepared.key, name, found)
         return found

@@ -48,7 +48,7 @@ def run_image(session: Session, sample: Sample, start: str, max_clicks: int, sto
         t = time.perf_counter()
         keep = [(x, y) for x, y, k in clicks if k]
         drop = [(x, y) for x, y, k in clicks if not k]
-        work = session.probability(prepared, keep, drop, start=start)
+        work = session.probability(prepared, keep, drop, start=start, order=[k for _, _, k in clicks])
         alpha, _, _ = matte_full_resolution(rgb, work, session.refiner)
         seconds.append(time.perf_counter() - t)
         return alpha
