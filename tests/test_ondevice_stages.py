@@ -30,6 +30,7 @@ from bgclear.stages.ondevice import compose as device_compose  # noqa: E402
 from bgclear.stages.ondevice import foreground, guided, resample, stages_device  # noqa: E402
 from bgclear.stages.ondevice import trimap as device_trimap  # noqa: E402
 from bgclear.stages.tiles import sample_at  # noqa: E402
+from bgclear.stages.trimap import working_trimap  # noqa: E402
 from conftest import SAMPLE, composite, soft_disc  # noqa: E402
 
 CPU = torch.device("cpu")
@@ -97,7 +98,7 @@ def test_box_filter_is_cv2_reflect(shape, radius):
 def test_trimap_and_coarse_match(matted):
     rgb, work, _, coarse, trimap = matted
     h, w = rgb.shape[:2]
-    small = torch.from_numpy(device_trimap.working_trimap(work, (w, h)))
+    small = torch.from_numpy(working_trimap(work, (w, h)))
     np.testing.assert_array_equal(device_trimap.full_trimap(small, (w, h)).numpy(), trimap)
     got = device_trimap.upsample_probability(torch.from_numpy(work), (w, h)).numpy()
     assert np.abs(got - coarse).max() <= 1e-6

@@ -35,7 +35,7 @@ from .stages.segment import upsample_probability
 from .stages.settle import settle_unsure
 from .stages.tiles import working_scale
 from .stages.touchup import Box, Point, check_prompts, second_opinion, touch_up
-from .stages.trimap import band_radius, make_trimap
+from .stages.trimap import working_trimap
 
 __all__ = ["Cutout", "Prepared", "Session", "get_session", "matte_from_probability", "remove", "write_atomic"]
 
@@ -78,9 +78,7 @@ def matte_full_resolution(
     timings = {} if timings is None else timings
     h, w = rgb.shape[:2]
     t = time.perf_counter()
-    factor = max(w, h) / max(work_prob.shape)  # below 1 for a preview smaller than the working size
-    radius = max(2, int(round(band_radius(w, h) / factor)))
-    trimap = make_trimap(work_prob, radius=radius)
+    trimap = working_trimap(work_prob, (w, h))
     if trimap.shape != (h, w):
         trimap = cv2.resize(trimap, (w, h), interpolation=cv2.INTER_NEAREST)
     coarse = upsample_probability(work_prob, (w, h))

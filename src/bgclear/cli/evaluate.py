@@ -34,7 +34,7 @@ def eval_command(root, segmenter, refiners, given_trimap, limit, no_settle, engi
 
     ROOT defaults to $BGCLEAR_EVAL_DIR or ../shared/eval.
     """
-    from ..evaluation.run import default_eval_dir, evaluate, format_table, write_json
+    from ..evaluation.run import default_eval_dir, evaluate, format_table
 
     root = root or default_eval_dir()
     if not Path(root).is_dir():
@@ -44,28 +44,32 @@ def eval_command(root, segmenter, refiners, given_trimap, limit, no_settle, engi
                      not no_settle, json_path)
         return
     refiners = tuple(refiners) or ("none", DEFAULT_REFINER)
+    _report(lambda: evaluate(Path(root), segmenter=segmenter, refiners=refiners, given_trimap=given_trimap, limit=limit,
+                             settle=not no_settle, engine=engine, precision=precision,
+                             progress=lambda s: click.echo(f"  {s.dataset}/{s.name}", err=True)),
+            format_table, json_path)
+
+
+def _report(run, table, json_path) -> None:
+    """Run an evaluation, print its summary as ``table`` makes it, and write it all as JSON when asked."""
+    from ..evaluation.run import write_json
+
     try:
-        result = evaluate(Path(root), segmenter=segmenter, refiners=refiners, given_trimap=given_trimap, limit=limit, settle=not no_settle,
-                          engine=engine, precision=precision,
-                          progress=lambda s: click.echo(f"  {s.dataset}/{s.name}", err=True))
+        result = run()
     except BgclearError as exc:
         _fail(str(exc))
-    click.echo(format_table(result["summary"]))
+    click.echo(table(result["summary"]))
     if json_path:
         write_json(result, json_path)
 
 
 def _eval_clicks(root, segmenter, engine, precision, clicks, starts, limit, settle, json_path) -> None:
     from ..evaluation.interactive import evaluate_clicks, format_clicks_table
-    from ..evaluation.run import write_json
     from ..pipeline import Session
 
-    try:
+    def run():
         session = Session(segmenter=segmenter, engine=engine, precision=precision, settle=settle)
-        result = evaluate_clicks(root, session, max_clicks=clicks, starts=starts, limit=limit,
-                                 progress=lambda line: click.echo(f"  {line}", err=True))
-    except BgclearError as exc:
-        _fail(str(exc))
-    click.echo(format_clicks_table(result["summary"]))
-    if json_path:
-        write_json(result, json_path)
+        return evaluate_clicks(root, session, max_clicks=clicks, starts=starts, limit=limit,
+                               progress=lambda line: click.echo(f"  {line}", err=True))
+
+    _report(run, format_clicks_table, json_path)

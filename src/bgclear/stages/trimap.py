@@ -50,3 +50,12 @@ def make_trimap(
     trimap = np.where(fg.astype(bool), FOREGROUND, BACKGROUND).astype(np.uint8)
     trimap[unknown] = UNKNOWN
     return trimap
+
+
+def working_trimap(work_prob: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """uint8 (h', w') in {0, 128, 255}: the trimap of ``work_prob`` (float32 (h', w') in 0..1, the
+    working size) for a photo of ``size`` = (W, H), its band :func:`band_radius` of the photo's
+    pixels wide (fewer working pixels when the photo is larger than the working size)."""
+    w, h = size
+    factor = max(w, h) / max(work_prob.shape)  # below 1 for a preview smaller than the working size
+    return make_trimap(work_prob, radius=max(2, int(round(band_radius(w, h) / factor))))

@@ -26,6 +26,7 @@ import warnings
 import numpy as np
 
 from .. import compose as compose_stage
+from ..trimap import working_trimap
 
 log = logging.getLogger("bgclear")
 
@@ -100,7 +101,7 @@ def finish_on_device(
     h, w = rgb.shape[:2]
     with torch.inference_mode():
         t = time.perf_counter()
-        small = device_trimap.working_trimap(work_prob, (w, h))
+        small = working_trimap(work_prob, (w, h))
         photo = _upload(rgb, device).permute(2, 0, 1)
         trimap = device_trimap.full_trimap(_upload(small, device), (w, h))
         coarse = device_trimap.upsample_probability(_upload(work_prob, device), (w, h))

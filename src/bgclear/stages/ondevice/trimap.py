@@ -1,26 +1,15 @@
 """The trimap and the coarse probability brought to full size on a torch device.
 
 The trimap itself is made at the working size by the numpy stage
-(:func:`bgclear.stages.trimap.make_trimap`, ~1 MP, already cheap on the CPU); only
+(:func:`bgclear.stages.trimap.working_trimap`, ~1 MP, already cheap on the CPU); only
 the full-resolution maps are made on the device.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
-from ..trimap import band_radius, make_trimap
 from .resample import resize_linear, resize_nearest
-
-
-def working_trimap(work_prob: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """uint8 (h', w') in {0, 128, 255}: the trimap of ``work_prob`` (float32 (h', w') in 0..1) at the
-    working size, its band as wide as :func:`bgclear.pipeline.matte_full_resolution` makes it for a
-    photo of ``size`` = (W, H)."""
-    w, h = size
-    factor = max(w, h) / max(work_prob.shape)  # below 1 for a preview smaller than the working size
-    return make_trimap(work_prob, radius=max(2, int(round(band_radius(w, h) / factor))))
 
 
 def full_trimap(trimap: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
