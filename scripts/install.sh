@@ -9,7 +9,8 @@ PYTHON=${PYTHON:-python3}
 # torch==2.13.0 first, on its own (the CPU build kept on disk; see scripts/test.sh): the MobileSAM
 # pull exports that network to ONNX with it, once; the click touch-up then runs without PyTorch.
 .venv/bin/python -m pip install --quiet --disable-pip-version-check 'torch==2.13.0'
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[server,sam]'
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[server,sam,int8]'
+# isnet: also its int8 version, calibrated on scikit-image's sample photos (fetched with pip, checked)
 .venv/bin/bgclear models pull isnet
 .venv/bin/bgclear models pull mobilesam
 .venv/bin/bgclear remove examples/cat.png -o examples/cat-cutout.png

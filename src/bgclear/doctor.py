@@ -7,7 +7,7 @@ import platform
 import sys
 
 from .engines import EngineOptions, available, choose
-from .engines.cpu import cpu_name, native_bf16
+from .engines.cpu import cpu_name, native_bf16, native_int8
 from .errors import ModelError
 
 
@@ -73,10 +73,16 @@ def _models() -> list[dict]:
 
 
 def _engines_section(options: EngineOptions) -> dict:
-    info: dict = {"cpu": cpu_name(), "native_bf16": native_bf16(), "installed": available(),
+    from .models.int8 import quantized_model
+    from .models.registry import DEFAULT_SEGMENTER, get_model
+
+    # The default segmenter's int8 version (its manifest only: the doctor never hashes model files).
+    int8 = quantized_model(get_model(DEFAULT_SEGMENTER), verify=False) is not None
+    info: dict = {"cpu": cpu_name(), "native_bf16": native_bf16(), "native_int8": native_int8(),
+                  "installed": available(), "default_model_int8": int8,
                   "requested": {"engine": options.engine, "precision": options.precision, "device": options.device}}
     try:
-        engine, precision, device = choose(options)
+        engine, precision, device = choose(options, int8=int8)
         info["chosen"] = {"engine": engine, "precision": precision, "device": device}
     except ModelError as exc:
         info["chosen"], info["error"] = None, str(exc)

@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -181,10 +181,14 @@ class Session:
     @property
     def promptable(self) -> PromptableSegmenter:
         """The promptable segmenter, loaded on first use, on the session's engine and precision (bf16
-        answered the 37 grabcut_dev photos as well as f32: docs/BENCHMARKS.md, MobileSAM runtime)."""
+        answered the 37 grabcut_dev photos as well as f32: docs/BENCHMARKS.md, MobileSAM runtime).
+        It has no int8 version: under ``precision="int8"`` it runs as under ``auto``."""
         with self._promptable_lock:
             if self._promptable is None:
-                self._promptable = PromptableSegmenter(self.promptable_name, self.options)
+                options = self.options
+                if options.precision == "int8":
+                    options = replace(options, precision="auto")
+                self._promptable = PromptableSegmenter(self.promptable_name, options)
             return self._promptable
 
     def prepare(self, source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS, reuse: bool = False) -> Prepared:

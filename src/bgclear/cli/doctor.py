@@ -26,7 +26,9 @@ def doctor(device: str, engine: str, precision: str, as_json: bool) -> None:
     e = report["engines"]
     click.echo(f"python {report['python']} on {report['platform']}; onnxruntime providers {report['onnxruntime_providers']}")
     installed = ", ".join(f"{name} {v}" if v else f"{name} (not installed)" for name, v in e["installed"].items())
-    click.echo(f"cpu: {e['cpu']} (native bf16: {'yes' if e['native_bf16'] else 'no'}); engines: {installed}")
+    yes = lambda flag: "yes" if flag else "no"  # noqa: E731
+    click.echo(f"cpu: {e['cpu']} (native bf16: {yes(e['native_bf16'])}, int8 dot products: {yes(e['native_int8'])}); "
+               f"engines: {installed}; default model int8: {yes(e['default_model_int8'])}")
     chosen = e["chosen"]
     click.echo(f"--engine {engine} --precision {precision} -> "
                + (f"{chosen['engine']} {chosen['precision']} on {chosen['device']}" if chosen else e["error"]))

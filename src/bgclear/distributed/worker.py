@@ -35,13 +35,15 @@ def check_can_start(job: BatchJob) -> None:
     full load (and its checksum) is left to the workers themselves.
     """
     from ..engines import EngineOptions, choose
+    from ..models.int8 import quantized_model
     from ..models.registry import get_model
     from ..models.store import model_path
 
     spec = get_model(job.segmenter)
     if spec.kind == "segmenter" and (spec.source is not None or "path" in spec.extra):
         model_path(spec, verify=False)
-    choose(EngineOptions(engine=job.engine, precision=job.precision, device=job.device))
+    choose(EngineOptions(engine=job.engine, precision=job.precision, device=job.device),
+           int8=quantized_model(spec, verify=False) is not None)
 
 
 def _peak_rss_mb() -> float:

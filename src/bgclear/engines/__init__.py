@@ -2,10 +2,11 @@
 over onnxruntime and OpenVINO, chosen per session.
 
 ``auto`` picks OpenVINO in bf16 on a CPU that computes bf16 natively (AMX or
-AVX512-BF16: 1.6x onnxruntime f32 on an AMD EPYC, more with AMX) and onnxruntime
-everywhere else (OpenVINO f32 measured 1.05x: not worth a second runtime) and on
-CUDA; ``auto`` precision is bf16 on OpenVINO where native, f32 elsewhere
-(docs/BENCHMARKS.md).
+AVX512-BF16: 2.3x onnxruntime f32 for ISNet on an AMD EPYC, more with AMX) and
+onnxruntime f32 everywhere else (OpenVINO f32 measured 1.2x: not worth a second
+runtime) and on CUDA. ``--precision int8`` (asked for, never automatic) runs a
+network's int8 quantisation, made at pull time (:mod:`bgclear.models.int8`), on
+OpenVINO (docs/BENCHMARKS.md).
 An engine that fails to load in ``auto`` mode falls back to onnxruntime with
 one warning; asking for an engine that is not installed is an error saying how
 to install it. Engines are imported only when used.
@@ -28,8 +29,9 @@ log = logging.getLogger("bgclear")
 
 #: name -> module under bgclear.engines; each module has ``version()``, ``INSTALL_HINT`` and one engine class.
 ENGINES = {"onnxruntime": ("onnxruntime", "OnnxRuntimeEngine"), "openvino": ("openvino", "OpenVinoEngine")}
-#: Engines that can run bf16 on a CPU.
+#: Engines that can run bf16 on a CPU, and int8 networks.
 BF16_ENGINES = ("openvino",)
+INT8_ENGINES = ("openvino",)
 
 __all__ = ["ENGINE_CHOICES", "PRECISION_CHOICES", "Engine", "EngineOptions", "available", "choose", "load_onnx", "parse_device"]
 
@@ -49,8 +51,11 @@ def installed(name: str) -> bool:
     return importlib.util.find_spec(ENGINES[name][0]) is not None
 
 
-def choose(options: EngineOptions) -> tuple[str, str, str]:
-    """(engine, precision, device) that ``options`` resolve to on this machine, before loading anything."""
+def choose(options: EngineOptions, int8: bool = False) -> tuple[str, str, str]:
+    """(engine, precision, device) that ``options`` resolve to on this machine, before loading anything.
+
+    ``int8``: whether the model has an int8 quantisation at hand (needed for ``precision="int8"``).
+    """
     device = parse_device(options.device)
     if options.engine not in ENGINE_CHOICES:
         raise ModelError(f"unknown engine {options.engine!r}; use {', '.join(ENGINE_CHOICES)}")
@@ -61,9 +66,9 @@ def choose(options: EngineOptions) -> tuple[str, str, str]:
     engine, precision = options.engine, options.precision
     if engine == "auto":
         # OpenVINO only where it is clearly faster: in bf16 on a CPU that computes it natively
-        # (1.6x onnxruntime here; f32 alone was 1.05x, under the 1.3x worth a second runtime).
-        wants_bf16 = precision == "bf16" or (precision == "auto" and native_bf16())
-        engine = "openvino" if wants_bf16 and device == "cpu" and installed("openvino") else "onnxruntime"
+        # (2.3x onnxruntime here; f32 alone was 1.2x, under the 1.3x worth a second runtime), or int8.
+        fast = precision in ("bf16", "int8") or (precision == "auto" and native_bf16())
+        engine = "openvino" if fast and device == "cpu" and installed("openvino") else "onnxruntime"
     elif not installed(engine):
         raise ModelError(f"--engine {engine} is not installed; {_module(engine).INSTALL_HINT}")
     if precision == "auto":
@@ -71,6 +76,11 @@ def choose(options: EngineOptions) -> tuple[str, str, str]:
     elif precision == "bf16" and engine not in BF16_ENGINES:
         raise ModelError(f"{engine} runs these models in f32 only, not bf16; "
                          "use --engine openvino for bf16, or --precision f32")
+    elif precision == "int8" and engine not in INT8_ENGINES:
+        raise ModelError(f"{engine} does not run the int8 networks; use --engine openvino for int8, or --precision f32")
+    elif precision == "int8" and not int8:
+        raise ModelError("this model has no int8 version here: it is made by 'bgclear models pull NAME' where "
+                         "NNCF is installed (pip install 'bgclear[int8]'); or use --precision bf16 / f32")
     return engine, precision, device
 
 
@@ -82,16 +92,21 @@ def _ort_has_cuda() -> bool:
     return "CUDAExecutionProvider" in onnxruntime.get_available_providers()
 
 
-def load_onnx(path: Path, options: EngineOptions, what: str = "model", outputs: Sequence[str | int] | None = None) -> Engine:
+def load_onnx(path: Path, options: EngineOptions, what: str = "model", outputs: Sequence[str | int] | None = None,
+              int8: Path | None = None) -> Engine:
     """Load an ONNX file with the engine ``options`` choose; see the module docstring for fall-backs.
 
     ``outputs``: the outputs the caller reads (names or positions); ``None``: all of them.
+    ``int8``: the network's int8 quantisation (OpenVINO IR), used where int8 is chosen.
     """
-    engine, precision, device = choose(options)
+    try:
+        engine, precision, device = choose(options, int8=int8 is not None)
+    except ModelError as exc:
+        raise ModelError(f"{what}: {exc}") from None
     module_name, class_name = ENGINES[engine]
     try:
         cls = getattr(_module(engine), class_name)
-        return cls(path, precision, device, options.threads, outputs)
+        return cls(int8 if precision == "int8" else path, precision, device, options.threads, outputs)
     except ModelError:
         raise
     except Exception as exc:  # a runtime that cannot load this file on this machine

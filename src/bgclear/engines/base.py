@@ -19,8 +19,8 @@ from ..errors import ModelError
 
 #: Engines a user may ask for; ``auto`` picks the fastest one installed (see :func:`bgclear.engines.choose`).
 ENGINE_CHOICES = ("auto", "onnxruntime", "openvino")
-#: ``auto``: bf16 where the CPU computes it natively, f32 elsewhere.
-PRECISION_CHOICES = ("auto", "f32", "bf16")
+#: ``auto``: bf16 where the CPU computes it natively, f32 elsewhere. ``int8`` is only ever asked for.
+PRECISION_CHOICES = ("auto", "f32", "bf16", "int8")
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class Engine(Protocol):
     """
 
     name: str  # "onnxruntime", "openvino"
-    precision: str  # "f32", "bf16", "f16"
+    precision: str  # "f32", "bf16", "int8", "f16"
     device: str  # "cpu", "cuda:0"
     outputs: list[str]  # output names, in the order ``run`` returns them
 

@@ -9,6 +9,8 @@ import platform
 #: (Sapphire Rapids and newer, AMD Zen 4 and newer). Elsewhere bf16 is emulated
 #: and slower than f32, so it is never chosen automatically there.
 NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+#: Flags of CPUs with int8 dot-product instructions (VNNI, AMX), which quantised networks need to be fast.
+NATIVE_INT8_FLAGS = ("amx_int8", "avx512_vnni", "avx_vnni")
 
 
 @functools.lru_cache(maxsize=1)
@@ -40,3 +42,8 @@ def cpu_name() -> str:
 def native_bf16() -> bool:
     """True when the CPU computes bf16 in hardware."""
     return any(flag in cpu_flags() for flag in NATIVE_BF16_FLAGS)
+
+
+def native_int8() -> bool:
+    """True when the CPU has int8 dot-product instructions."""
+    return any(flag in cpu_flags() for flag in NATIVE_INT8_FLAGS)

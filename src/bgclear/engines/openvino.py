@@ -1,4 +1,5 @@
-"""OpenVINO: ONNX models on the CPU, in f32 or (where the CPU has it natively) bf16.
+"""OpenVINO: ONNX models on the CPU, in f32 or (where the CPU has it natively) bf16; and int8
+networks quantised at pull time (:mod:`bgclear.models.int8`, OpenVINO IR).
 
 Compiling a network takes seconds, so compiled blobs are cached on disk under a
 folder keyed by OpenVINO's version and the CPU (OpenVINO's own cache key adds
@@ -9,6 +10,7 @@ only costs the compile time.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import logging
 import queue
 import sys
@@ -27,27 +29,29 @@ INSTALL_HINT = "pip install openvino (or reinstall bgclear, which depends on it 
 
 
 def import_openvino():
-    """``openvino``, imported without its usage telemetry.
+    """``openvino``, imported without its usage telemetry (:func:`import_without_telemetry`)."""
+    return import_without_telemetry("openvino")
+
+
+def import_without_telemetry(name: str):
+    """Module ``name`` (``openvino``, ``nncf``), imported while ``openvino_telemetry`` is unimportable.
 
     Importing openvino imports its model-conversion tools, which count every import
     in ~/intel/stats and send usage events unless a consent file in the home folder
-    says no. bgclear never converts models and promises not to write or send
-    anything it is not asked to, so the first import here is made while
-    ``openvino_telemetry`` is unimportable: the tools then use their built-in stub.
-    The block is lifted right after, so an application's own later import of
+    says no; NNCF sends an event for each quantisation the same way. bgclear promises
+    not to write or send anything it is not asked to, so the first import is made
+    while ``openvino_telemetry`` is blocked: both then use their built-in stubs. The
+    block is lifted right after, so an application's own later import of
     ``openvino_telemetry`` works as before.
     """
-    if "openvino" in sys.modules or "openvino_telemetry" in sys.modules:
-        import openvino
-
-        return openvino
+    if name in sys.modules or "openvino_telemetry" in sys.modules:
+        return importlib.import_module(name)
     sys.modules["openvino_telemetry"] = None  # type: ignore[assignment]
     try:
-        import openvino
+        return importlib.import_module(name)
     finally:
         if sys.modules.get("openvino_telemetry", 0) is None:
             del sys.modules["openvino_telemetry"]
-    return openvino
 
 
 def version() -> str | None:
@@ -77,7 +81,10 @@ class OpenVinoEngine:
         if device not in ("cpu", "auto"):
             raise ModelError(f"the OpenVINO engine runs on the CPU; for --device {device} use --engine onnxruntime")
         core = ov.Core()
-        config: dict[str, object] = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"}
+        # An int8 network's quantised layers run in int8 whatever the hint; the hint sets the rest (f32:
+        # bf16 there measured no faster).
+        hint = "f32" if precision == "int8" else precision
+        config: dict[str, object] = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY"}
         if threads:
             config["INFERENCE_NUM_THREADS"] = int(threads)
         cache = compile_cache_dir()

