@@ -71,6 +71,20 @@ def compile_cache_dir() -> Path:
     return cache_dir() / "compiled" / f"openvino-{version()}" / cpu_key
 
 
+def read_network(core, path: Path, outputs: Sequence[str | int] | None = None):
+    """The network in ``path`` (ONNX or OpenVINO IR) as an OpenVINO model holding only ``outputs``
+    (:func:`~bgclear.engines.base.select_outputs`; ``None``: all). The compiler then drops the layers
+    that feed nothing else (ISNet's side outputs), which is faster than computing and copying them."""
+    ov = import_openvino()
+    model = core.read_model(str(path))
+    names = [port.get_any_name() for port in model.outputs]
+    wanted = select_outputs(names, outputs)
+    if wanted == names:
+        return model
+    results = [model.get_results()[names.index(name)] for name in wanted]
+    return ov.Model(results, model.get_parameters(), model.get_friendly_name())
+
+
 class OpenVinoEngine:
     """A compiled model and a pool of infer requests, so concurrent ``run`` calls never share one."""
 
@@ -94,15 +108,7 @@ class OpenVinoEngine:
             config["CACHE_DIR"] = str(cache)
         except OSError as exc:
             log.info("OpenVINO compile cache off (%s): each start compiles again", exc)
-        model = core.read_model(str(path))
-        names = [port.get_any_name() for port in model.outputs]
-        wanted = select_outputs(names, outputs)
-        if wanted != names:
-            # Only the results asked for: the compiler then drops the layers that feed nothing else
-            # (ISNet's side outputs), which is faster than computing and copying them.
-            results = [model.get_results()[names.index(name)] for name in wanted]
-            model = ov.Model(results, model.get_parameters(), model.get_friendly_name())
-        self._compiled = core.compile_model(model, "CPU", config)
+        self._compiled = core.compile_model(read_network(core, path, outputs), "CPU", config)
         self.precision = precision
         self.device = "cpu"
         self._inputs = [port.get_any_name() for port in self._compiled.inputs]

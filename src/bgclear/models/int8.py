@@ -112,34 +112,23 @@ def calibration_views(photo: np.ndarray) -> list[np.ndarray]:
     return [photo, np.ascontiguousarray(photo[:, ::-1]), np.ascontiguousarray(crop)]
 
 
-def _network(spec: ModelSpec, weights: Path):
-    """The ONNX network as an OpenVINO model with only the output the segmenter reads."""
-    from ..engines.openvino import import_openvino
-
-    ov = import_openvino()
-    model = ov.Core().read_model(str(weights))
-    names = [port.get_any_name() for port in model.outputs]
-    wanted = spec.output_name if spec.output_name in names else names[0]
-    return ov.Model([model.get_results()[names.index(wanted)]], model.get_parameters(), model.get_friendly_name())
-
-
 def quantize(spec: ModelSpec, weights: Path, photos: list[np.ndarray], out_xml: Path) -> float:
     """Quantise ``weights`` (the ONNX file of ``spec``) to int8 with NNCF, calibrated on ``photos``
     (uint8 (H, W, 3) RGB, each in :func:`calibration_views`), and save it as OpenVINO IR at
     ``out_xml``. Returns the largest mean |probability difference| from f32 over the views; raises
     :class:`ModelError` when it is above :data:`MAX_MEAN_DIFFERENCE` (nothing is then kept)."""
-    from ..engines.openvino import import_openvino, import_without_telemetry
+    from ..engines.openvino import import_openvino, import_without_telemetry, read_network
     from ..stages.segment import model_input
 
     ov, nncf = import_openvino(), import_without_telemetry("nncf")
     nncf.set_log_level(logging.ERROR)
     inputs = [model_input(spec, view) for photo in photos for view in calibration_views(photo)]
-    model = _network(spec, weights)
+    core = ov.Core()
+    model = read_network(core, weights, [spec.output_name or 0])  # only the output the segmenter reads
     # Resize layers stay in float: they cost little, and NNCF's accuracy-aware ranking against f32 on
     # the calibration photos found one the most sensitive layer of ISNet (docs/BENCHMARKS.md).
     quantized = nncf.quantize(model, nncf.Dataset(inputs), preset=nncf.QuantizationPreset.PERFORMANCE,
                               subset_size=len(inputs), ignored_scope=nncf.IgnoredScope(types=["Interpolate"]))
-    core = ov.Core()
     f32 = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     int8 = core.compile_model(quantized, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     worst = 0.0
@@ -156,12 +145,12 @@ def quantize(spec: ModelSpec, weights: Path, photos: list[np.ndarray], out_xml: 
 def prepare(spec: ModelSpec, weights: Path, force: bool = False) -> Path | None:
     """Make (or keep) the int8 quantisation of ``weights``; return its folder, or ``None`` with a
     warning saying why when it cannot be made here (the f32 weights serve as before). Set-up time only."""
-    if not force and quantized_model(spec, verify=False) is not None:
+    if not force:
         try:
-            quantized_model(spec)
-            return int8_dir(spec)
+            if quantized_model(spec) is not None:
+                return int8_dir(spec)
         except ChecksumError:
-            pass
+            pass  # damaged: made again below
     from ..engines.openvino import import_without_telemetry
     from ..engines.openvino import version as openvino_version
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from pathlib import Path
 from typing import Protocol
 
 import cv2
@@ -86,11 +85,6 @@ def unsure_fraction(prob: np.ndarray) -> float:
     return float(((prob > 0.2) & (prob < 0.8)).mean())
 
 
-def _int8_variant(spec: ModelSpec, options: EngineOptions) -> Path | None:
-    """The int8 quantisation of ``spec`` when ``options`` ask for int8 (a damaged one is an error)."""
-    return quantized_model(spec) if options.precision == "int8" else None
-
-
 class OnnxSegmenter:
     """Runs a registry entry's ONNX file on an engine (:mod:`bgclear.engines`). Thread-safe; load once, reuse.
 
@@ -103,15 +97,20 @@ class OnnxSegmenter:
         self.name = spec.name
         self._path = path = model_path(spec)
         self._options = options = options or EngineOptions()
+        # a damaged int8 file is an error when int8 is asked for, and never read otherwise
+        int8 = quantized_model(spec) if options.precision == "int8" else None
         self.engine = load_onnx(path, options, what=f"segmenter {spec.name}", outputs=[spec.output_name or 0],
-                                int8=_int8_variant(spec, options))
-        # int8 answers are checked at every photo (see predict)
-        self.guarded = self.engine.precision == "int8"
+                                int8=int8)
         self._careful = None
         self._careful_lock = threading.Lock()
         self._input = self.engine.input_names()[0]
         log.info("loaded segmenter %s from %s (%s %s on %s)", spec.name, path, self.engine.name,
                  self.engine.precision, self.engine.device)
+
+    @property
+    def guarded(self) -> bool:
+        """Whether each answer is checked (int8 ones are: see :meth:`predict`)."""
+        return self.engine.precision == "int8"
 
     def _careful_engine(self):
         """The same network without int8 (bf16 or f32, as ``auto`` picks), loaded at first need."""
