@@ -201,6 +201,20 @@ def test_second_opinion_checks_the_automatic_cutout_without_clicks(session, two_
     assert second.alpha[:, w:].mean() > 0.8 * plain.alpha[:, w:].mean()
 
 
+def test_with_the_second_opinion_clicks_start_from_the_cutout_the_user_saw(session):
+    from bgclear import Session
+    from bgclear.stages.touchup import touch_up
+
+    checked = Session(segmenter="u2netp", second_opinion=True)
+    cat = np.asarray(Image.open(SAMPLE).convert("RGB"))
+    plain_prep, prep = session.prepare(cat, reuse=True), checked.prepare(cat, reuse=True)
+    seen = checked.probability(prep)
+    assert ((seen >= 0.5) != (session.probability(plain_prep) >= 0.5)).any()  # the second opinion changed something
+    clicked = checked.probability(prep, drop=[(5, 5)])
+    expected = touch_up(checked.promptable, checked.embedding(prep), seen, drop=[(5, 5)])
+    np.testing.assert_array_equal(clicked, expected)
+
+
 def test_cli_second_opinion_flag(session, tmp_path):  # session: skips without the MobileSAM weights
     import subprocess
     import sys

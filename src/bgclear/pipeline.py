@@ -244,23 +244,26 @@ class Session:
             timings["trimap"] = time.perf_counter() - t
             if prepared.key:
                 self.cache.put(prepared.key, "working", work)
-        if not (keep or drop or box is not None):
-            if self.second_opinion:
-                embedding = self.embedding(prepared, timings)
-                t = time.perf_counter()
-                work = second_opinion(self.promptable, embedding, work)
-                timings["prompts"] = time.perf_counter() - t
-            return work
-        if start not in ("auto", "empty"):
+        prompted = bool(keep or drop or box is not None)
+        if prompted and start not in ("auto", "empty"):
             raise InputError("invalid_option", f"unknown start {start!r}; use 'auto' or 'empty'")
-        check_prompts(keep, drop, box, prepared.decoded.size)  # before the encoder's second
+        if prompted:
+            check_prompts(keep, drop, box, prepared.decoded.size)  # before the encoder's second
+        if self.second_opinion and (not prompted or start == "auto"):
+            # Clicks start from the cutout the user saw, so they start from the second opinion too.
+            embedding = self.embedding(prepared, timings)
+            t = time.perf_counter()
+            work = self._remember(prepared, "second opinion", lambda: second_opinion(self.promptable, embedding, work))
+            timings["prompts"] = time.perf_counter() - t
+        if not prompted:
+            return work
         embedding = self.embedding(prepared, timings)
         t = time.perf_counter()
         prob = touch_up(self.promptable, embedding, work if start == "auto" else None, keep, drop, box, order,
                         remember=lambda name, compute: self._remember(prepared, name, compute))
         if prob.shape != work.shape:
             prob = upsample_probability(prob, (work.shape[1], work.shape[0]))
-        timings["prompts"] = time.perf_counter() - t
+        timings["prompts"] = timings.get("prompts", 0.0) + time.perf_counter() - t
         return prob
 
     def _remember(self, prepared: Prepared, name: str, compute):

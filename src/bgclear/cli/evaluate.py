@@ -26,9 +26,11 @@ from .common import fail as _fail
               help="Run the click protocol of interactive segmentation instead, with up to N clicks per image.")
 @click.option("--start", "starts", multiple=True, type=click.Choice(["auto", "empty"]),
               help="With --clicks: start from our automatic cutout and/or from nothing (default both).")
+@click.option("--second-opinion", is_flag=True, help="Score the opt-in second opinion (MobileSAM checks the automatic "
+              "cutout; with --clicks, the clicks start from it).")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write rows and summary as JSON.")
 def eval_command(root, segmenter, refiners, given_trimap, limit, no_settle, engine, precision, clicks, starts,
-                 json_path) -> None:
+                 second_opinion, json_path) -> None:
     """Score the pipeline on images with ground-truth alpha (SAD, MSE, Grad, Conn, IoU), or with
     --clicks N the keep / remove touch-up (NoC@85/90, IoU after 1/3/5 clicks).
 
@@ -41,11 +43,11 @@ def eval_command(root, segmenter, refiners, given_trimap, limit, no_settle, engi
         _fail(f"no evaluation data at {root}; pass a folder or set BGCLEAR_EVAL_DIR")
     if clicks:
         _eval_clicks(Path(root), segmenter, engine, precision, clicks, tuple(starts) or ("auto", "empty"), limit,
-                     not no_settle, json_path)
+                     not no_settle, second_opinion, json_path)
         return
     refiners = tuple(refiners) or ("none", DEFAULT_REFINER)
     _report(lambda: evaluate(Path(root), segmenter=segmenter, refiners=refiners, given_trimap=given_trimap, limit=limit,
-                             settle=not no_settle, engine=engine, precision=precision,
+                             settle=not no_settle, engine=engine, precision=precision, second_opinion=second_opinion,
                              progress=lambda s: click.echo(f"  {s.dataset}/{s.name}", err=True)),
             format_table, json_path)
 
@@ -63,12 +65,13 @@ def _report(run, table, json_path) -> None:
         write_json(result, json_path)
 
 
-def _eval_clicks(root, segmenter, engine, precision, clicks, starts, limit, settle, json_path) -> None:
+def _eval_clicks(root, segmenter, engine, precision, clicks, starts, limit, settle, second_opinion, json_path) -> None:
     from ..evaluation.interactive import evaluate_clicks, format_clicks_table
     from ..pipeline import Session
 
     def run():
-        session = Session(segmenter=segmenter, engine=engine, precision=precision, settle=settle)
+        session = Session(segmenter=segmenter, engine=engine, precision=precision, settle=settle,
+                          second_opinion=second_opinion)
         return evaluate_clicks(root, session, max_clicks=clicks, starts=starts, limit=limit,
                                progress=lambda line: click.echo(f"  {line}", err=True))
 

@@ -19,7 +19,7 @@ from PIL import Image
 from ..backends import make_refiner, make_segmenter
 from ..engines import EngineOptions
 from ..stages.segment import upsample_probability
-from ..pipeline import matte_from_probability
+from ..pipeline import Session, matte_from_probability, matte_full_resolution
 from ..stages.trimap import UNKNOWN
 from .metrics import all_metrics
 
@@ -75,6 +75,7 @@ def evaluate(
     settle: bool = True,
     engine: str = "auto",
     precision: str = "auto",
+    second_opinion: bool = False,
 ) -> dict:
     """Score each refiner (``none`` = raw segmentation) on every sample.
 
@@ -82,10 +83,17 @@ def evaluate(
     probability is its unknown band filled with 0.5: this isolates the matting stage.
     ``engine``/``precision`` choose the inference runtime; when either is not
     ``auto`` the method names say which (e.g. ``isnet@openvino-bf16+guided``).
+    ``second_opinion``: the refined rows take the product's opt-in second opinion (through a
+    :class:`~bgclear.pipeline.Session` with it on; the raw row stays the segmenter's own output).
     Returns ``{"rows": [...], "summary": {method: {dataset|overall: {metric: mean}}}}``.
     """
     samples = find_samples(root, limit)
-    seg = None if given_trimap else make_segmenter(segmenter, options=EngineOptions(engine=engine, precision=precision))
+    session = None
+    if second_opinion and not given_trimap:
+        session = Session(segmenter=segmenter, engine=engine, precision=precision, settle=settle, second_opinion=True)
+        seg = session.segmenter
+    else:
+        seg = None if given_trimap else make_segmenter(segmenter, options=EngineOptions(engine=engine, precision=precision))
     seg_label = segmenter
     if seg is not None and (engine, precision) != ("auto", "auto"):
         seg_label = f"{segmenter}@{seg.engine.name}-{seg.engine.precision}"
@@ -105,7 +113,11 @@ def evaluate(
             seg_time = 0.0
         else:
             t = time.perf_counter()
-            prob = seg.predict(rgb)
+            if session is not None:
+                prepared = session.prepare(rgb)
+                prob = prepared.probability
+            else:
+                prob = seg.predict(rgb)
             seg_time = time.perf_counter() - t
         for name, ref in refs.items():
             t = time.perf_counter()
@@ -113,6 +125,8 @@ def evaluate(
                 alpha = ref.refine(rgb, trimap, coarse)
             elif name == "none":
                 alpha = upsample_probability(prob, (w, h))  # the raw segmentation output
+            elif session is not None:
+                alpha, _, _ = matte_full_resolution(rgb, session.probability(prepared), ref)
             else:
                 alpha, _, _ = matte_from_probability(rgb, prob, ref, settle=settle)
             seconds = time.perf_counter() - t
@@ -120,6 +134,8 @@ def evaluate(
             method = f"{'given-trimap' if given_trimap else seg_label}+{name}"
             if name != "none" and not given_trimap and not settle:
                 method += " (no settle)"
+            if name != "none" and session is not None:
+                method += " (second opinion)"
             rows.append({"dataset": sample.dataset, "name": sample.name, "method": method,
                          "seconds_refine": seconds, "seconds_segment": seg_time, **metrics})
         if progress:
