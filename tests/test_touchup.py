@@ -215,6 +215,18 @@ def test_with_the_second_opinion_clicks_start_from_the_cutout_the_user_saw(sessi
     np.testing.assert_array_equal(clicked, expected)
 
 
+def test_a_click_with_the_second_opinion_runs_the_encoder_once_even_without_a_cache(session):
+    from bgclear import Session
+
+    checked = Session(segmenter="u2netp", second_opinion=True, cache_bytes=0)
+    prep = checked.prepare(np.asarray(Image.open(SAMPLE).convert("RGB")), reuse=True)
+    assert prep.key == ""  # nothing can be kept between the second opinion and the click
+    real, calls = checked.promptable.embed, []
+    checked.promptable.embed = lambda rgb: calls.append(1) or real(rgb)  # counts, and runs the real encoder
+    checked.probability(prep, drop=[(5, 5)])
+    assert len(calls) == 1
+
+
 def test_cli_second_opinion_flag(session, tmp_path):  # session: skips without the MobileSAM weights
     import subprocess
     import sys

@@ -249,15 +249,17 @@ class Session:
             raise InputError("invalid_option", f"unknown start {start!r}; use 'auto' or 'empty'")
         if prompted:
             check_prompts(keep, drop, box, prepared.decoded.size)  # before the encoder's second
-        if self.second_opinion and (not prompted or start == "auto"):
+        checked = self.second_opinion and (not prompted or start == "auto")
+        if not (prompted or checked):
+            return work
+        embedding = self.embedding(prepared, timings)  # once: without a cache key it is not kept
+        if checked:
             # Clicks start from the cutout the user saw, so they start from the second opinion too.
-            embedding = self.embedding(prepared, timings)
             t = time.perf_counter()
             work = self._remember(prepared, "second opinion", lambda: second_opinion(self.promptable, embedding, work))
             timings["prompts"] = time.perf_counter() - t
         if not prompted:
             return work
-        embedding = self.embedding(prepared, timings)
         t = time.perf_counter()
         prob = touch_up(self.promptable, embedding, work if start == "auto" else None, keep, drop, box, order,
                         remember=lambda name, compute: self._remember(prepared, name, compute))

@@ -113,8 +113,9 @@ def evaluate(
             seg_time = 0.0
         else:
             t = time.perf_counter()
-            if session is not None:
-                prepared = session.prepare(rgb)
+            if session is not None:  # kept with the image while its refiners are scored, then dropped
+                session.cache.clear()
+                prepared = session.prepare(rgb, reuse=True)
                 prob = prepared.probability
             else:
                 prob = seg.predict(rgb)

@@ -55,8 +55,8 @@ CALIBRATION_PHOTOS = {
     "retina.jpg": "38a07f36f27f095e818aea7b96d34202c05176d30253c66733f2e00379e9e0e6",
     "moon.png": "78739619d11f7eb9c165bb5d2efd4772cee557812ec847532dbb1d92ef71f577",
 }
-#: The quantised network must answer the calibration views like the f32 one: mean |difference| of
-#: the probability maps below this on each view (measured: ~0.002-0.01 for ISNet), else it is not kept.
+#: The quantised network must answer the calibration photos like the f32 one: mean |difference| of
+#: the probability maps below this on each whole photo (measured: ~0.002-0.01 for ISNet), else it is not kept.
 MAX_MEAN_DIFFERENCE = 0.03
 
 
@@ -115,7 +115,7 @@ def calibration_views(photo: np.ndarray) -> list[np.ndarray]:
 def quantize(spec: ModelSpec, weights: Path, photos: list[np.ndarray], out_xml: Path) -> float:
     """Quantise ``weights`` (the ONNX file of ``spec``) to int8 with NNCF, calibrated on ``photos``
     (uint8 (H, W, 3) RGB, each in :func:`calibration_views`), and save it as OpenVINO IR at
-    ``out_xml``. Returns the largest mean |probability difference| from f32 over the views; raises
+    ``out_xml``. Returns the largest mean |probability difference| from f32 over the whole photos; raises
     :class:`ModelError` when it is above :data:`MAX_MEAN_DIFFERENCE` (nothing is then kept)."""
     from ..engines.openvino import import_openvino, import_without_telemetry, read_network
     from ..stages.segment import model_input

@@ -86,8 +86,13 @@ def fuse(auto: np.ndarray, prompted: np.ndarray, confident: float = CONFIDENT) -
     """float32 (h, w): ``prompted`` where it puts a pixel on the other side of 0.5 than ``auto`` and is
     sure of it (at least ``confident`` from 0.5), else ``auto``. An unsure prompted answer (MobileSAM
     answers a whole-image box with ~0.46 everywhere) must not turn a solid subject grey."""
-    overrule = ((auto >= 0.5) != (prompted >= 0.5)) & (np.abs(prompted - 0.5) >= confident)
-    return np.where(overrule, prompted, auto).astype(np.float32)
+    return np.where(overruled(auto, prompted, confident), prompted, auto).astype(np.float32)
+
+
+def overruled(auto: np.ndarray, prompted: np.ndarray, confident: float = CONFIDENT) -> np.ndarray:
+    """bool (h, w): where ``prompted`` puts a pixel on the other side of 0.5 than ``auto`` and is at
+    least ``confident`` from 0.5."""
+    return ((auto >= 0.5) != (prompted >= 0.5)) & (np.abs(prompted - 0.5) >= confident)
 
 
 def fuse_regions(auto: np.ndarray, prompted: np.ndarray, radius: int, confident: float = CONFIDENT) -> np.ndarray:
@@ -99,7 +104,7 @@ def fuse_regions(auto: np.ndarray, prompted: np.ndarray, radius: int, confident:
     there a 256 x 256 mask would only replace a soft hair edge by a blocky one (measured:
     docs/BENCHMARKS.md, "A second opinion without clicks").
     """
-    overrule = ((auto >= 0.5) != (prompted >= 0.5)) & (np.abs(prompted - 0.5) >= confident)
+    overrule = overruled(auto, prompted, confident)
     disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     regions = cv2.morphologyEx(overrule.astype(np.uint8), cv2.MORPH_OPEN, disk).astype(bool) & overrule
     return np.where(regions, prompted, auto).astype(np.float32)
