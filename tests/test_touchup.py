@@ -12,7 +12,7 @@ from PIL import Image
 from bgclear.errors import InputError, ModelError
 from bgclear.memo import ByteBoundedCache, pixels_key
 from bgclear.promptable import Prediction
-from bgclear.stages.touchup import check_prompts, drop_object, fuse, fuse_regions, honoured, ordered_clicks, subject_box
+from bgclear.stages.touchup import check_prompts, drop_object, fuse, honoured, ordered_clicks, subject_box
 from conftest import SAMPLE
 
 
@@ -44,19 +44,6 @@ def test_fuse_keeps_soft_values_where_both_agree_and_only_a_sure_answer_overrule
     auto = np.array([[0.7, 0.9, 0.2, 0.6]], np.float32)
     prompted = np.array([[0.95, 0.1, 0.1, 0.45]], np.float32)
     np.testing.assert_allclose(fuse(auto, prompted), [[0.7, 0.1, 0.2, 0.6]])
-
-
-def test_fuse_regions_leaves_a_thin_disagreement_along_the_edge_to_matting():
-    auto = np.zeros((40, 60), np.float32)
-    auto[10:30, 10:30] = 1.0
-    auto[10:30, 30:33] = 0.3  # a soft fringe, 3 px wide, that the prompted answer calls solid
-    prompted = auto.copy()
-    prompted[10:30, 30:33] = 0.95
-    prompted[10:30, 40:55] = 0.95  # and a whole region, 15 px wide, that the automatic answer missed
-    fused = fuse_regions(auto, prompted, radius=3)
-    np.testing.assert_allclose(fused[10:30, 30:33], 0.3)
-    np.testing.assert_allclose(fused[12:28, 42:53], 0.95)
-    assert (fuse(auto, prompted)[10:30, 30:33] == 0.95).all()  # what the plain fusion does
 
 
 def _square(shape, rows, cols, value=1.0):

@@ -56,8 +56,8 @@ _OPTIONS = (
                  help="auto: bf16 where the CPU computes it natively (OpenVINO), else f32. int8: the int8 ISNet "
                       "made at pull time (OpenVINO), where the network is sure of the photo."),
     click.option("--second-opinion/--no-second-opinion", default=False, show_default=True,
-                 help="Let MobileSAM check the automatic cutout: it decides whole regions, matting still draws "
-                      "the edges (SAD and Grad better on the dev photos; one more encoder pass per photo)."),
+                 help="Let MobileSAM check the automatic cutout (SAD better on every dev set, Grad worse on the "
+                      "alphamatting photos; one more encoder pass per photo)."),
     click.option("--quality", type=int, default=92, show_default=True, help="JPG/WebP quality."),
 )
 

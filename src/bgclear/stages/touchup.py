@@ -41,7 +41,6 @@ import numpy as np
 
 from ..errors import InputError
 from ..promptable import Embedding, Prediction, PromptableSegmenter, Prompts
-from .trimap import working_band_radius
 
 Point = tuple[float, float]
 Box = tuple[float, float, float, float]
@@ -86,28 +85,8 @@ def fuse(auto: np.ndarray, prompted: np.ndarray, confident: float = CONFIDENT) -
     """float32 (h, w): ``prompted`` where it puts a pixel on the other side of 0.5 than ``auto`` and is
     sure of it (at least ``confident`` from 0.5), else ``auto``. An unsure prompted answer (MobileSAM
     answers a whole-image box with ~0.46 everywhere) must not turn a solid subject grey."""
-    return np.where(overruled(auto, prompted, confident), prompted, auto).astype(np.float32)
-
-
-def overruled(auto: np.ndarray, prompted: np.ndarray, confident: float = CONFIDENT) -> np.ndarray:
-    """bool (h, w): where ``prompted`` puts a pixel on the other side of 0.5 than ``auto`` and is at
-    least ``confident`` from 0.5."""
-    return ((auto >= 0.5) != (prompted >= 0.5)) & (np.abs(prompted - 0.5) >= confident)
-
-
-def fuse_regions(auto: np.ndarray, prompted: np.ndarray, radius: int, confident: float = CONFIDENT) -> np.ndarray:
-    """float32 (h, w): :func:`fuse`, but ``prompted`` overrules only where its disagreement with ``auto``
-    is a region at least ``2 * radius + 1`` pixels wide (an opening by a disk of ``radius``).
-
-    With ``radius`` the trimap's band (:func:`~bgclear.stages.trimap.working_band_radius`), a thinner
-    disagreement lies along the edge, where matting draws alpha at full resolution from the photo:
-    there a 256 x 256 mask would only replace a soft hair edge by a blocky one (measured:
-    docs/BENCHMARKS.md, "A second opinion without clicks").
-    """
-    overrule = overruled(auto, prompted, confident)
-    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    regions = cv2.morphologyEx(overrule.astype(np.uint8), cv2.MORPH_OPEN, disk).astype(bool) & overrule
-    return np.where(regions, prompted, auto).astype(np.float32)
+    overrule = ((auto >= 0.5) != (prompted >= 0.5)) & (np.abs(prompted - 0.5) >= confident)
+    return np.where(overrule, prompted, auto).astype(np.float32)
 
 
 #: A keep or remove point, ordered as the user made them: ((x, y), keep).
@@ -272,17 +251,16 @@ def second_opinion(segmenter: PromptableSegmenter, embedding: Embedding, auto: n
 
     ``auto``: float32 (h, w) in 0..1 over the whole source (working size). The decoder gets the
     box around ``auto >= 0.5`` and ``auto`` itself as its mask prior; where it is sure and
-    disagrees over a region wider than the trimap's band, it decides (:func:`fuse_regions`),
-    elsewhere ``auto`` stays and matting draws the edge. Returns float32 (h, w). Measured on
-    every dev set (docs/BENCHMARKS.md): SAD and Grad down on all four, IoU up on three and
-    flat on COCO-MVal, where 9 of 80 instances lose more than .01.
+    disagrees, it decides (:func:`fuse`), elsewhere ``auto`` stays. Returns float32 (h, w).
+    Measured on every dev set (docs/BENCHMARKS.md): SAD down on all four, IoU up on three and
+    flat on COCO-MVal, Grad up on the alphamatting photos. Deciding only regions wider than the
+    trimap's band was tried and lost on most sets.
     """
     box = subject_box(auto, embedding.original_size)
     if box is None:
         return auto
     prob = segmenter.predict(embedding, Prompts(box=box, mask=auto))
-    prob = cv2.resize(prob, (auto.shape[1], auto.shape[0]), interpolation=cv2.INTER_LINEAR)
-    return fuse_regions(auto, prob, working_band_radius(auto.shape, embedding.original_size))
+    return fuse(auto, cv2.resize(prob, (auto.shape[1], auto.shape[0]), interpolation=cv2.INTER_LINEAR))
 
 
 def box_mask(shape: tuple[int, int], size: tuple[int, int], box: tuple[float, float, float, float]) -> np.ndarray:

@@ -52,16 +52,10 @@ def make_trimap(
     return trimap
 
 
-def working_band_radius(work_shape: tuple[int, int], size: tuple[int, int]) -> int:
-    """Half-width in working pixels of the unknown band, for a working map of ``work_shape`` (h', w')
-    over a photo of ``size`` = (W, H): :func:`band_radius` of the photo's pixels (fewer working
-    pixels when the photo is larger than the working size)."""
-    w, h = size
-    factor = max(w, h) / max(work_shape)  # below 1 for a preview smaller than the working size
-    return max(2, int(round(band_radius(w, h) / factor)))
-
-
 def working_trimap(work_prob: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """uint8 (h', w') in {0, 128, 255}: the trimap of ``work_prob`` (float32 (h', w') in 0..1, the
-    working size) for a photo of ``size`` = (W, H), its band :func:`working_band_radius` wide."""
-    return make_trimap(work_prob, radius=working_band_radius(work_prob.shape, size))
+    working size) for a photo of ``size`` = (W, H), its band :func:`band_radius` of the photo's
+    pixels wide (fewer working pixels when the photo is larger than the working size)."""
+    w, h = size
+    factor = max(w, h) / max(work_prob.shape)  # below 1 for a preview smaller than the working size
+    return make_trimap(work_prob, radius=max(2, int(round(band_radius(w, h) / factor))))
