@@ -3,6 +3,7 @@
     PYTHONPATH=src python benchmarks/gpu_check.py                   # on a CUDA machine: both parts, 12 and 24 MP
     PYTHONPATH=src python benchmarks/gpu_check.py --part stages     # the default cutout alone (about a minute)
     PYTHONPATH=src python benchmarks/gpu_check.py --device cpu --small  # smoke run anywhere: tiny models, small photos
+    PYTHONPATH=src python benchmarks/gpu_check.py --part clicks --segmenter u2netp   # MobileSAM clicks (issue 10)
 
 It needs only what scripts/install.sh installs (torch, onnxruntime, the pulled ISNet) and no
 network; onnxruntime-gpu in place of onnxruntime puts ISNet on the GPU (otherwise the report
@@ -254,8 +255,10 @@ def main() -> int:
     p.add_argument("--small", action="store_true", help="tiny models and small photos (CPU smoke run)")
     p.add_argument("--mp", type=float, nargs="+", help="photo sizes for timings (default 12 24; 0.3 0.6 with --small)")
     p.add_argument("--json", type=Path, help="also write all rows here")
-    p.add_argument("--part", choices=["all", "stages", "networks"], default="all",
-                   help="stages: the default cutout (ISNet + stages on the device); networks: the PyTorch backends")
+    p.add_argument("--part", choices=["all", "stages", "networks", "clicks"], default="all",
+                   help="stages: the default cutout (ISNet + stages on the device); networks: the PyTorch backends; "
+                        "clicks: MobileSAM and a touch-up click on the device (benchmarks/gpu_clicks.py; not in all)")
+    p.add_argument("--segmenter", default="isnet", help="clicks part: the segmenter of the automatic cutout before the clicks")
     p.add_argument("--repeat", type=int, help="runs per timing of the stages part (default 5; 1 with --small)")
     args = p.parse_args()
     sizes = args.mp or ([0.3, 0.6] if args.small else [12.0, 24.0])
@@ -292,6 +295,12 @@ def main() -> int:
                 rows = timings(args.device, sizes, args.small)
                 report["networks"] = {"doctor": doctor_report(args.device)["torch"], "checks": checks, "timings": rows}
                 report["checks"] += checks
+    if args.part == "clicks":
+        import gpu_clicks
+
+        report["clicks"] = gpu_clicks.run(args.device, args.mp or ([1.0] if args.small else [12.0]),
+                                          args.repeat or (1 if args.small else 5), args.segmenter)
+        report["checks"] += report["clicks"]["checks"]
     failed = [c["check"] for c in report["checks"] if c["required"] and not c["ok"]]
     report["failed"] = failed
     if args.json:

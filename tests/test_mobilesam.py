@@ -230,6 +230,28 @@ def test_real_checkpoint_matches_reference_on_a_photo(reference, weights, cat):
         assert (ours_full == masks[best]).mean() > 0.995
 
 
+def test_torch_runtime_runs_on_the_device_it_is_given(weights, cat, cat_embedding):
+    """The PyTorch module is the GPU path where onnxruntime has no CUDA provider: it takes the
+    device from the options, answers like the ONNX export on the CPU, and a GPU it cannot use is
+    a clear error, not a silent CPU run."""
+    from bgclear.engines import EngineOptions
+    from bgclear.errors import ModelError
+    from bgclear.promptable import PromptableSegmenter, Prompts
+
+    ours = PromptableSegmenter(options=EngineOptions(device="cpu", precision="f32"), runtime="torch")
+    assert ours.runtime == "torch f32"
+    emb = ours.embed(cat)
+    prompts = Prompts(keep=[(225, 150)], box=(10, 5, 400, 299))
+    onnx = PromptableSegmenter(options=EngineOptions(engine="onnxruntime", precision="f32"))
+    a, b = ours.predict(emb, prompts) > 0.5, onnx.predict(onnx.embed(cat), prompts) > 0.5
+    assert (a & b).sum() / (a | b).sum() > 0.99
+    import torch
+
+    if not torch.cuda.is_available():
+        with pytest.raises(ModelError, match="cuda"):
+            PromptableSegmenter(options=EngineOptions(device="cuda"), runtime="torch")
+
+
 def test_box_around_the_cat_agrees_with_the_automatic_cutout(segmenter, cat, cat_embedding):
     from bgclear import remove
     from bgclear.promptable import Prompts

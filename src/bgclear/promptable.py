@@ -185,7 +185,8 @@ class PromptableSegmenter:
 
     ``options`` choose the engine for the ONNX export (:mod:`bgclear.engines`; default: OpenVINO
     where installed, bf16 where the CPU has it natively). ``runtime="torch"`` runs the PyTorch module instead (needs PyTorch;
-    its thread count is PyTorch's process-wide setting). Raises :class:`ModelNotFoundError`
+    its thread count is PyTorch's process-wide setting), on ``options.device`` (default the CPU):
+    the GPU path where onnxruntime has no CUDA provider. Raises :class:`ModelNotFoundError`
     naming ``bgclear models pull mobilesam`` when the weights or their export are missing.
     """
 
@@ -194,7 +195,7 @@ class PromptableSegmenter:
         self.spec = get_model(spec) if isinstance(spec, str) else spec
         self.name = self.spec.name
         if runtime == "torch":
-            self._runtime = _TorchRuntime(self.spec)
+            self._runtime = _TorchRuntime(self.spec, (options or EngineOptions(device="cpu")).device)
         elif runtime == "onnx":
             options = options or EngineOptions()
             self._runtime = _EngineRuntime(self.spec, options)
@@ -288,23 +289,29 @@ class _EngineRuntime:
 
 
 class _TorchRuntime:
-    """Our PyTorch module; forward passes under ``inference_mode`` hold no state, so threads may share it."""
+    """Our PyTorch module on a torch device, f32; forward passes under ``inference_mode`` hold no
+    state, so threads may share it. Arrays go in and come back as numpy on the CPU: the features
+    (1, 256, 64, 64) are 4 MB, a copy that costs far less than a decoder pass."""
 
-    def __init__(self, spec: ModelSpec) -> None:
+    def __init__(self, spec: ModelSpec, device: str = "cpu") -> None:
         from .models.store import model_path
         from .networks.mobile_sam.model import load_mobile_sam
-        from .engines.torch import import_torch
+        from .engines.torch import import_torch, resolve_device
 
         self._torch = import_torch()
-        self._model = load_mobile_sam(model_path(spec))
-        self.describe = "torch f32"
+        self._device = resolve_device(device)
+        self._model = load_mobile_sam(model_path(spec)).to(self._device)
+        self.describe = "torch f32" + ("" if self._device.type == "cpu" else f" on {self._device}")
+
+    def _in(self, array: np.ndarray):
+        return self._torch.from_numpy(np.ascontiguousarray(array)).to(self._device)
 
     def encode(self, x: np.ndarray) -> np.ndarray:
         with self._torch.inference_mode():
-            return self._model.encode(self._torch.from_numpy(x)).numpy()
+            return self._model.encode(self._in(x)).cpu().numpy()
 
     def decode(self, features, coords, labels, mask, has_mask):
-        t = self._torch.from_numpy
+        t = self._in
         with self._torch.inference_mode():
             masks, iou = self._model.decode(t(features), t(coords), t(labels), t(mask), t(has_mask))
-        return masks.numpy(), iou.numpy()
+        return masks.cpu().numpy(), iou.cpu().numpy()
