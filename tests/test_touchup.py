@@ -12,7 +12,7 @@ from PIL import Image
 from bgclear.errors import InputError, ModelError
 from bgclear.memo import ByteBoundedCache, pixels_key
 from bgclear.promptable import Prediction
-from bgclear.stages.touchup import check_prompts, drop_object, fuse, honoured, ordered_clicks, subject_box
+from bgclear.stages.touchup import carve, check_prompts, drop_object, fuse, honoured, is_subject, ordered_clicks, subject_box
 from conftest import SAMPLE
 
 
@@ -69,6 +69,34 @@ def test_a_remove_click_takes_the_largest_answer_that_is_not_the_subject():
     assert drop_object([part, spread], at, current) is part
     # An answer that does not hold the click is not what was clicked.
     assert drop_object([_square(shape, slice(0, 5), slice(60, 90)), part], at, current) is part
+
+
+def test_an_answer_is_the_subject_when_removing_it_would_undo_the_cutout():
+    shape = (40, 100)
+    subject = _square(shape, slice(5, 35), slice(5, 45))
+    stray = _square(shape, slice(10, 30), slice(60, 90))
+    current = np.maximum(subject, stray)
+    assert not is_subject(stray, current)
+    assert is_subject(stray, current, kept=[(20, 75)])  # it holds a keep click
+    assert is_subject(np.maximum(subject, stray), current)  # it takes more than half the cutout
+
+
+def test_carving_removes_only_the_part_at_the_click():
+    shape = (40, 100)
+    current = _square(shape, slice(5, 35), slice(5, 95))  # the subject with a wrong part fused to it
+    at = (20, 85)
+    # The decoder's cutout without the clicked part; it also redrew a far corner of the subject.
+    rest = current.copy()
+    rest[5:35, 75:95] = 0.0
+    rest[5:10, 5:10] = 0.0
+    part = carve(rest, at, current)
+    assert part is not None and part[at] == 1.0 and part[20, 80] == 1.0
+    assert part[7, 7] == 0.0 and part[20, 40] == 0.0  # the far change is not what was asked
+    assert carve(current, at, current) is None  # the answer keeps the clicked pixel
+    most = current.copy()
+    most[5:35, 20:95] = 0.0
+    assert carve(most, at, current) is None  # it would take most of the cutout away
+    assert carve(rest, at, current, kept=[(20, 90)]) is None  # the part holds a keep click
 
 
 def test_clicks_keep_their_order_and_a_wrong_order_is_refused():

@@ -17,6 +17,12 @@ larger part, the whole object):
   (grabcut_dev: IoU .90 -> .21 in one click); taking always the smallest answer
   instead left most of a wrongly kept region in place (NoC@90 1.73, against 0.70
   with this rule: docs/BENCHMARKS.md);
+- when every answer is the subject (a fence fused with the horse above it), the
+  decoder is asked instead for the cutout without the clicked part: the keep clicks,
+  this click as a negative point, the current probability as its mask prior. Only
+  the part it drops that holds the click is removed (:func:`carve`): it redraws the
+  whole mask, and its changes away from the click were not asked for. Where that
+  answer fails its checks, the smallest answer is removed, as before;
 - only where the answer is sure (at least :data:`CONFIDENT` from 0.5) and the
   nearest click is of the same kind; elsewhere the automatic probability stays.
 
@@ -239,11 +245,54 @@ def touch_up(
         obj = cv2.resize(keep_object(answers(point)), work, interpolation=cv2.INTER_LINEAR)
         prob = np.where((obj >= 0.5 + CONFIDENT) & keep_side, np.maximum(prob, obj), prob)
     kept = [_pixel(p, size, auto.shape) for p in keep]
-    for point in drop:
+    box_name = "" if box is None else f" box {tuple(float(v) for v in box)!r}"
+    for i, point in enumerate(drop):
+        at = _pixel(point, size, auto.shape)
         options = [cv2.resize(a.prob, work, interpolation=cv2.INTER_LINEAR) for a in answers(point)]
-        obj = drop_object(options, _pixel(point, size, auto.shape), prob, kept)
+        obj = drop_object(options, at, prob, kept)
+        if is_subject(obj, prob, kept):
+            name = ("carve" + box_name + "".join(f" k{p[0]!r},{p[1]!r}" for p in keep)
+                    + "".join(f" d{p[0]!r},{p[1]!r}" for p in drop[: i + 1]))
+            rest = remember(name, lambda prior=prob, point=point: segmenter.predict(
+                embedding, Prompts(keep=tuple(keep), drop=(point,), mask=prior)))
+            carved = carve(cv2.resize(rest, work, interpolation=cv2.INTER_LINEAR), at, prob, kept)
+            obj = obj if carved is None else carved
         prob = np.where((obj >= 0.5 + CONFIDENT) & ~keep_side, np.minimum(prob, 1.0 - obj), prob)
     return prob.astype(np.float32)
+
+
+def is_subject(answer: np.ndarray, current: np.ndarray, kept: Sequence[tuple[int, int]] = ()) -> bool:
+    """Whether removing ``answer`` would undo the cutout: it holds a keep click, or its sure part takes
+    more than half of ``current >= 0.5``. Arrays float32 (h, w); ``kept``: (row, col) of keep clicks."""
+    cutout = current >= 0.5
+    taken = int(((answer >= 0.5 + CONFIDENT) & cutout).sum())
+    return any(answer[k] >= 0.5 for k in kept) or taken > 0.5 * max(1, int(cutout.sum()))
+
+
+def carve(rest: np.ndarray, at: tuple[int, int], current: np.ndarray,
+          kept: Sequence[tuple[int, int]] = ()) -> np.ndarray | None:
+    """What a remove click takes away when every answer to the click alone is the subject.
+
+    ``rest``: float32 (h, w), the decoder's answer to the keep clicks, this click as a negative
+    point and ``current`` as the mask prior: the cutout without the clicked part. Returns float32
+    (h, w), 1 on the part of the cutout ``rest`` is sure to drop that holds the click (the
+    decoder redraws the whole mask, and its changes away from the click are not what was asked),
+    or ``None`` when ``rest`` keeps the click, drops half the cutout or more, or drops a keep click.
+    """
+    cutout = current >= 0.5
+    if rest[at] >= 0.5 or int(((rest >= 0.5) & cutout).sum()) < 0.5 * int(cutout.sum()):
+        return None
+    dropped = (cutout & (rest < 0.5 - CONFIDENT)).astype(np.uint8)
+    n, labels = cv2.connectedComponents(dropped, connectivity=8)
+    if n <= 1:
+        return None
+    label = labels[at]
+    if label == 0:  # the click sits in a seam: the dropped part nearest to it
+        ys, xs = np.nonzero(labels)
+        j = int(np.argmin((ys - at[0]) ** 2 + (xs - at[1]) ** 2))
+        label = labels[ys[j], xs[j]]
+    part = (labels == label).astype(np.float32)
+    return None if any(part[k] > 0 for k in kept) else part
 
 
 def second_opinion(segmenter: PromptableSegmenter, embedding: Embedding, auto: np.ndarray) -> np.ndarray:
