@@ -39,12 +39,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 IOU_MIN = 0.99
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = a > 0.5, b > 0.5
-    union = int((a | b).sum())
-    return float((a & b).sum() / union) if union else 1.0
-
-
 def _timed(fn, device, repeat: int) -> tuple[float, object]:
     from gpu_stages import _sync
 
@@ -71,6 +65,7 @@ def run(device_name: str, sizes: list[float], repeat: int, segmenter: str = "isn
 
     from bgclear.engines import EngineOptions
     from bgclear.engines.torch import resolve_device
+    from bgclear.evaluation.clicks import mask_iou
     from bgclear.promptable import PromptableSegmenter, Prompts
     from bgclear.stages.touchup import subject_box
 
@@ -93,7 +88,7 @@ def run(device_name: str, sizes: list[float], repeat: int, segmenter: str = "isn
                "box": Prompts(box=subject_box(auto, (w, h))),
                "box + mask prior": Prompts(box=subject_box(auto, (w, h)), mask=auto)}
     for name, p in prompts.items():
-        iou = _iou(cpu.predict(ref, p), gpu.predict(got, p))
+        iou = mask_iou(cpu.predict(ref, p) > 0.5, gpu.predict(got, p) > 0.5)
         check = {"check": f"mobilesam {name}", "iou_vs_cpu": round(iou, 5), "features_max_abs": round(features, 5),
                  "ok": iou >= IOU_MIN, "required": True}
         report["checks"].append(check)

@@ -230,7 +230,7 @@ def test_real_checkpoint_matches_reference_on_a_photo(reference, weights, cat):
         assert (ours_full == masks[best]).mean() > 0.995
 
 
-def test_torch_runtime_runs_on_the_device_it_is_given(weights, cat, cat_embedding):
+def test_torch_runtime_runs_on_the_device_it_is_given(weights, cat):
     """The PyTorch module is the GPU path where onnxruntime has no CUDA provider: it takes the
     device from the options, answers like the ONNX export on the CPU, and a GPU it cannot use is
     a clear error, not a silent CPU run."""

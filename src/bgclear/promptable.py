@@ -195,7 +195,7 @@ class PromptableSegmenter:
         self.spec = get_model(spec) if isinstance(spec, str) else spec
         self.name = self.spec.name
         if runtime == "torch":
-            self._runtime = _TorchRuntime(self.spec, (options or EngineOptions(device="cpu")).device)
+            self._runtime = _TorchRuntime(self.spec, (options or EngineOptions()).device)
         elif runtime == "onnx":
             options = options or EngineOptions()
             self._runtime = _EngineRuntime(self.spec, options)

@@ -119,6 +119,14 @@ def keep_object(answers: Sequence[Prediction]) -> np.ndarray:
     return max(answers, key=lambda a: a.score).prob
 
 
+def is_subject(answer: np.ndarray, current: np.ndarray, kept: Sequence[tuple[int, int]] = ()) -> bool:
+    """Whether removing ``answer`` would undo the cutout: it holds a keep click, or its sure part takes
+    more than half of ``current >= 0.5``. Arrays float32 (h, w); ``kept``: (row, col) of keep clicks."""
+    cutout = current >= 0.5
+    taken = int(((answer >= 0.5 + CONFIDENT) & cutout).sum())
+    return any(answer[k] >= 0.5 for k in kept) or taken > 0.5 * max(1, int(cutout.sum()))
+
+
 def drop_object(answers: Sequence[np.ndarray], at: tuple[int, int], current: np.ndarray,
                 kept: Sequence[tuple[int, int]] = ()) -> np.ndarray:
     """What a remove click takes away (see the module docstring), float32 (h, w).
@@ -129,12 +137,10 @@ def drop_object(answers: Sequence[np.ndarray], at: tuple[int, int], current: np.
     """
     holding = [a for a in answers if a[at] >= 0.5] or list(answers)
     cutout = current >= 0.5
-    limit = 0.5 * max(1, int(cutout.sum()))
 
     def not_subject(answer: np.ndarray) -> bool:
         sure = answer >= 0.5 + CONFIDENT
-        taken = int((sure & cutout).sum())
-        return all(answer[k] < 0.5 for k in kept) and taken <= limit and taken >= 0.5 * int(sure.sum())
+        return not is_subject(answer, current, kept) and int((sure & cutout).sum()) >= 0.5 * int(sure.sum())
 
     area = lambda a: int((a >= 0.5).sum())  # noqa: E731
     allowed = [a for a in holding if not_subject(a)]
@@ -158,6 +164,12 @@ def honoured(prob: np.ndarray, size: tuple[int, int], clicks: Sequence[Click]) -
     return sum((prob[_pixel(p, size, prob.shape)] >= 0.5) == k for p, k in clicks)
 
 
+def _answer_name(kind: str, box: Box | None, clicks: Sequence[Click]) -> str:
+    """The name an answer that depends on ``box`` and ``clicks`` is remembered under with the image."""
+    box_name = "" if box is None else f" box {tuple(float(v) for v in box)!r}"
+    return kind + box_name + "".join(f" {'k' if k else 'd'}{p[0]!r},{p[1]!r}" for p, k in clicks)
+
+
 def from_scratch(segmenter: PromptableSegmenter, embedding: Embedding, clicks: Sequence[Click],
                  box: Box | None = None, remember: Remember = _compute) -> np.ndarray:
     """Foreground probability from the prompts alone, float32 (h, w) at ``embedding.resized_size``.
@@ -165,7 +177,6 @@ def from_scratch(segmenter: PromptableSegmenter, embedding: Embedding, clicks: S
     Each answer in the chain is remembered under its clicks, so a further click costs two decoder passes.
     """
     size = embedding.original_size
-    box_name = "" if box is None else f" box {tuple(float(v) for v in box)!r}"
 
     def step(n: int, previous: np.ndarray | None) -> np.ndarray:
         done = list(clicks[:n])
@@ -184,8 +195,7 @@ def from_scratch(segmenter: PromptableSegmenter, embedding: Embedding, clicks: S
     if not clicks:
         return segmenter.predict(embedding, Prompts(box=box))
     for n in range(1, len(clicks) + 1):
-        name = "scratch" + box_name + "".join(f" {'k' if k else 'd'}{p[0]!r},{p[1]!r}" for p, k in clicks[:n])
-        prob = remember(name, lambda n=n, previous=prob: step(n, previous))
+        prob = remember(_answer_name("scratch", box, clicks[:n]), lambda n=n, previous=prob: step(n, previous))
     return prob
 
 
@@ -245,14 +255,12 @@ def touch_up(
         obj = cv2.resize(keep_object(answers(point)), work, interpolation=cv2.INTER_LINEAR)
         prob = np.where((obj >= 0.5 + CONFIDENT) & keep_side, np.maximum(prob, obj), prob)
     kept = [_pixel(p, size, auto.shape) for p in keep]
-    box_name = "" if box is None else f" box {tuple(float(v) for v in box)!r}"
     for i, point in enumerate(drop):
         at = _pixel(point, size, auto.shape)
         options = [cv2.resize(a.prob, work, interpolation=cv2.INTER_LINEAR) for a in answers(point)]
         obj = drop_object(options, at, prob, kept)
         if is_subject(obj, prob, kept):
-            name = ("carve" + box_name + "".join(f" k{p[0]!r},{p[1]!r}" for p in keep)
-                    + "".join(f" d{p[0]!r},{p[1]!r}" for p in drop[: i + 1]))
+            name = _answer_name("carve", box, [(p, True) for p in keep] + [(p, False) for p in drop[: i + 1]])
             rest = remember(name, lambda prior=prob, point=point: segmenter.predict(
                 embedding, Prompts(keep=tuple(keep), drop=(point,), mask=prior)))
             carved = carve(cv2.resize(rest, work, interpolation=cv2.INTER_LINEAR), at, prob, kept)
@@ -261,12 +269,6 @@ def touch_up(
     return prob.astype(np.float32)
 
 
-def is_subject(answer: np.ndarray, current: np.ndarray, kept: Sequence[tuple[int, int]] = ()) -> bool:
-    """Whether removing ``answer`` would undo the cutout: it holds a keep click, or its sure part takes
-    more than half of ``current >= 0.5``. Arrays float32 (h, w); ``kept``: (row, col) of keep clicks."""
-    cutout = current >= 0.5
-    taken = int(((answer >= 0.5 + CONFIDENT) & cutout).sum())
-    return any(answer[k] >= 0.5 for k in kept) or taken > 0.5 * max(1, int(cutout.sum()))
 
 
 def carve(rest: np.ndarray, at: tuple[int, int], current: np.ndarray,
